@@ -1,0 +1,180 @@
+/**
+ * `agent-runner-auth login`: the one verb that writes the config (SPEC.md §2, §3).
+ *
+ * Flags are merged into the existing file (unknown fields kept); a broken file is reported
+ * and left alone. The login runs under the same exclusive lock as `token`, so a `token` that
+ * starts meanwhile waits and then prints the new token instead of opening a second browser.
+ * The config is written only after the tokens are stored, with the issuer learned from the
+ * ID token and the store that worked pinned.
+ *
+ * @module
+ */
+
+import {
+  ensurePrivateDir,
+  loadConfig,
+  mergeConfig,
+  type LoadedConfig,
+  writeConfig,
+} from "../config/config.ts";
+import { resolvePaths } from "../config/paths.ts";
+import { readTunables } from "../config/tunables.ts";
+import { AppError, ConfigError, UsageError } from "../errors.ts";
+import { openLockFile } from "../lock/open.ts";
+import { browserLogin } from "../oauth/login.ts";
+import { openStore } from "../store/select.ts";
+import { ACCESS_ITEM, REFRESH_ITEM } from "../store/store.ts";
+import { detectInteractivity } from "../term/interactive.ts";
+import { save } from "../token/get_token.ts";
+import { writeLoginState } from "../token/login_state.ts";
+import type { Verb } from "./dispatch.ts";
+import { makeSay, stderrLine } from "./output.ts";
+
+const FLAG_FOR_FIELD: Record<string, string> = {
+  tenant_url: "--tenant-url",
+  auth_domain: "--auth-domain",
+  client_id: "--client-id",
+  scope: "--scope",
+  redirect_uri: "--redirect-uri",
+};
+
+/** The `login` verb. */
+export const loginVerb: Verb = {
+  name: "login",
+  summary: "agent-runner-auth login: sign in through the browser and save the tenant's settings",
+  usage: `Usage: agent-runner-auth login [--tenant-url URL --auth-domain HOST --client-id ID]
+                              [--scope "S ..."] [--redirect-uri URI] [--no-browser]
+
+Flags:
+  --tenant-url URL     The tenant's proxy URL (https://acme.proxy.example.com)
+  --auth-domain HOST   Cognito hosted-UI domain, a host or URL (auth.example.com)
+  --client-id ID       The public app client's id
+  --scope S            Space-separated scopes (default "openid email profile")
+  --redirect-uri URI   A registered loopback callback (default http://localhost:47621/callback,
+                       then :47622 and :47623)
+  --no-browser         Do not open a browser: print the URL and accept the pasted redirect URL
+
+Flags given are saved to the config (unknown fields in it are kept); later logins need none.
+
+Examples:
+  agent-runner-auth login --tenant-url https://acme.proxy.example.com \\
+      --auth-domain auth.example.com --client-id 1example23456789 --scope "openid email proxy/invoke"
+  agent-runner-auth login --no-browser     # over SSH`,
+  options: {
+    "tenant-url": { type: "string" },
+    "auth-domain": { type: "string" },
+    "client-id": { type: "string" },
+    "scope": { type: "string" },
+    "redirect-uri": { type: "string" },
+    "no-browser": { type: "boolean" },
+  },
+  run: (values) => runLogin(values),
+};
+
+async function runLogin(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const paths = resolvePaths();
+  const tunables = readTunables();
+  const existing = loadConfig(paths.config); // throws on a broken file: never overwritten
+  const updates = {
+    tenant_url: values["tenant-url"] as string | undefined,
+    auth_domain: values["auth-domain"] as string | undefined,
+    client_id: values["client-id"] as string | undefined,
+    scope: values["scope"] as string | undefined,
+    redirect_uri: values["redirect-uri"] as string | undefined,
+  };
+  let loaded: LoadedConfig;
+  try {
+    loaded = mergeConfig(existing?.raw ?? null, updates, paths.config);
+  } catch (error) {
+    const missing = error instanceof ConfigError && /field "(\w+)" is missing/.exec(error.message);
+    if (missing && FLAG_FOR_FIELD[missing[1]]) {
+      throw new UsageError(`login: ${FLAG_FOR_FIELD[missing[1]]} is required (${paths.config} has no ${missing[1]})`);
+    }
+    throw error;
+  }
+
+  const store = await openStore(loaded);
+  const inter = detectInteractivity();
+  const noBrowser = values["no-browser"] === true;
+  const browser = noBrowser ? null : inter.browser;
+  const say = makeSay(inter.terminal);
+
+  await ensurePrivateDir(paths.dir);
+  const held = await openLockFile(paths.lock).acquire({
+    timeoutMs: tunables.lockTimeoutMs,
+    onWait: () => stderrLine("Waiting for another agent-runner-auth to finish…"),
+  });
+  try {
+    await writeLoginState(paths.loginState, { status: "in_progress", pid: Deno.pid, at: Date.now() });
+    let grant;
+    try {
+      grant = await browserLogin(loaded, {
+        browser,
+        paste: browser === null && inter.terminal !== null,
+        timeoutMs: tunables.loginTimeoutMs,
+        requestTimeoutMs: tunables.httpTimeoutMs,
+        say,
+        readLine: () => readTerminalLine(inter.terminal),
+      });
+    } catch (error) {
+      const abandoned = error instanceof AppError && /timed out/i.test(error.message);
+      await writeLoginState(paths.loginState, {
+        status: abandoned ? "abandoned" : "failed",
+        pid: Deno.pid,
+        at: Date.now(),
+      });
+      throw error;
+    }
+    await save({ store, items: { access: ACCESS_ITEM, refresh: REFRESH_ITEM } }, grant);
+    if (grant.issuer && !loaded.raw.issuer) loaded.raw.issuer = grant.issuer;
+    if (!loaded.raw.store || loaded.raw.store === "auto") loaded.raw.store = store.backend;
+    await writeConfig(loaded);
+    await writeLoginState(paths.loginState, { status: "succeeded", pid: Deno.pid, at: Date.now() });
+
+    const who = grant.access.user?.email ?? grant.access.user?.username ?? "you";
+    const until = new Date(grant.access.expiresAt).toLocaleTimeString();
+    say(`Signed in as ${who}; access token valid until ${until}. Tokens saved in ${store.backend}; config in ${paths.config}`);
+    return 0;
+  } finally {
+    held.release();
+  }
+}
+
+/** One line from the user's terminal: stdin when it is a TTY, else /dev/tty. */
+async function readTerminalLine(terminal: "stdio" | "devtty" | null): Promise<string | null> {
+  if (!terminal) return null;
+  const file = Deno.stdin.isTerminal()
+    ? null
+    : (() => {
+      try {
+        return Deno.openSync("/dev/tty", { read: true });
+      } catch {
+        return null;
+      }
+    })();
+  const reader = file ?? Deno.stdin;
+  if (!file && !Deno.stdin.isTerminal()) return null;
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(4096);
+  try {
+    while (true) {
+      const n = await reader.read(buf);
+      if (n === null) return chunks.length ? decode(chunks) : null;
+      chunks.push(buf.slice(0, n));
+      if (buf.subarray(0, n).includes(10)) return decode(chunks);
+      if (chunks.reduce((a, c) => a + c.length, 0) > 64 * 1024) return decode(chunks);
+    }
+  } finally {
+    file?.close();
+  }
+}
+
+function decode(chunks: Uint8Array[]): string {
+  const total = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    total.set(c, off);
+    off += c.length;
+  }
+  return new TextDecoder().decode(total).split("\n")[0];
+}

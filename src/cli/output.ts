@@ -1,0 +1,67 @@
+/**
+ * The two output channels (STYLE.md §5): stdout carries `token`'s one line and nothing else;
+ * everything for humans goes to stderr as single lines prefixed with the program name, because
+ * Claude Code shows a failing helper's stderr as `apiKeyHelper failed: exited N: <stderr>`.
+ *
+ * No imports: this is on the cached path.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Writes all of `bytes` to a sync writer (a pipe may accept fewer bytes per call). */
+function writeAll(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += w.writeSync(bytes.subarray(off));
+}
+
+/** The token, exactly: raw value plus one newline (SPEC.md §1.1). */
+export function printToken(token: string): void {
+  writeAll(Deno.stdout, encoder.encode(token + "\n"));
+}
+
+/** A one-line message on stderr; inner line breaks are folded so it stays one line. */
+export function stderrLine(message: string): void {
+  const line = message.replace(/\s*[\r\n]+\s*/g, " ");
+  try {
+    writeAll(Deno.stderr, encoder.encode(`agent-runner-auth: ${line}\n`));
+  } catch {
+    // stderr closed: nothing better to do
+  }
+}
+
+/** Plain text on stderr (help, status tables) without the prefix. */
+export function stderrText(text: string): void {
+  try {
+    writeAll(Deno.stderr, encoder.encode(text.endsWith("\n") ? text : text + "\n"));
+  } catch {
+    // stderr closed
+  }
+}
+
+/**
+ * A status line for the user during a login. When the standard streams are captured (Claude
+ * Code's TUI) but `/dev/tty` is the user's terminal, the line goes there too, so the sign-in
+ * URL is visible even if the browser does not open.
+ */
+export function makeSay(terminal: "stdio" | "devtty" | null): (line: string) => void {
+  let tty: Deno.FsFile | null = null;
+  if (terminal === "devtty") {
+    try {
+      tty = Deno.openSync("/dev/tty", { write: true });
+    } catch {
+      tty = null;
+    }
+  }
+  return (line: string) => {
+    stderrLine(line);
+    if (tty) {
+      try {
+        writeAll(tty, encoder.encode(`agent-runner-auth: ${line}\r\n`));
+      } catch {
+        tty = null;
+      }
+    }
+  };
+}

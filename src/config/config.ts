@@ -1,0 +1,293 @@
+/**
+ * `config.json`: parse, validate, merge and write (SPEC.md §3).
+ *
+ * Rules that shape this module:
+ * - Only `login` writes it; `token` only reads. A file that does not parse or validate is
+ *   reported with its path, line and field, and is never rewritten.
+ * - Unknown fields survive a rewrite (the install wizard or a newer version may add some).
+ * - `auth_domain` is a host (https implied) or a URL; plain http only for loopback hosts
+ *   (SPEC.md §7, RFC 8252 §8.3).
+ *
+ * No `node:` or npm import: this is on the cached `token` path (SPEC.md §8).
+ *
+ * @module
+ */
+
+import { ConfigError } from "../errors.ts";
+
+/** The fields agent-runner-auth understands. Others are kept in {@linkcode LoadedConfig.raw}. */
+export interface Config {
+  tenant_url: string;
+  auth_domain: string;
+  client_id: string;
+  scope: string;
+  /** A registered loopback callback URL; see {@linkcode DEFAULT_REDIRECT_URIS}. */
+  redirect_uri?: string;
+  /** Token issuer; Cognito's is `https://cognito-idp.<region>.amazonaws.com/<poolId>`. */
+  issuer?: string;
+  /** Pinned token store backend (`auto` when absent). */
+  store?: string;
+}
+
+/** A validated config plus what was derived from it. */
+export interface LoadedConfig {
+  path: string;
+  /** The whole parsed object, unknown fields included, in file order. */
+  raw: Record<string, unknown>;
+  config: Config;
+  /** Origin (plus optional path) of the auth domain, no trailing slash. */
+  authBase: URL;
+}
+
+/** Scope used when neither the file nor `--scope` gives one. */
+export const DEFAULT_SCOPE = "openid email profile";
+
+/**
+ * Loopback callbacks tried in order when no `redirect_uri` is configured. Cognito matches
+ * callback URLs exactly, port included (research B.2), so these are fixed and documented: a
+ * tenant registers all three in the app client.
+ */
+export const DEFAULT_REDIRECT_URIS: readonly string[] = [
+  "http://localhost:47621/callback",
+  "http://localhost:47622/callback",
+  "http://localhost:47623/callback",
+];
+
+const STORE_NAMES = [
+  "auto",
+  "secret-service",
+  "pass",
+  "macos-keychain",
+  "windows-credential-manager",
+  "encrypted-file",
+];
+
+/** Whether `hostname` (as `URL.hostname` spells it) is a loopback name or address. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  if (h === "localhost" || h === "[::1]" || h === "::1") return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Reads and validates the config file. `null` when the file does not exist.
+ * Needs `--allow-read`.
+ */
+export function loadConfig(path: string): LoadedConfig | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot read ${path}: ${oneLine(why)}`);
+  }
+  return parseConfig(text, path);
+}
+
+/** Like {@linkcode loadConfig} but a missing file is an error that says how to create it. */
+export function requireConfig(path: string): LoadedConfig {
+  const loaded = loadConfig(path);
+  if (!loaded) {
+    throw new ConfigError(
+      `Not configured: ${path} does not exist; run \`agent-runner-auth login --tenant-url URL --auth-domain HOST --client-id ID\``,
+    );
+  }
+  return loaded;
+}
+
+/** Parses config text; every error names `path`, and the line or field at fault. */
+export function parseConfig(text: string, path: string): LoadedConfig {
+  if (text.trim() === "") throw new ConfigError(`${path}: the file is empty`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const where = jsonErrorLine(error, text);
+    throw new ConfigError(`${path}${where}: invalid JSON (${jsonErrorReason(error)})`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(`${path}: expected a JSON object at the top level`);
+  }
+  return validateConfig(value as Record<string, unknown>, path);
+}
+
+/** Validates an already parsed object; see {@linkcode parseConfig}. */
+export function validateConfig(raw: Record<string, unknown>, path: string): LoadedConfig {
+  const field = (name: string, problem: string) =>
+    new ConfigError(`${path}: field "${name}" ${problem}`);
+  const str = (name: string, required: boolean): string | undefined => {
+    const v = raw[name];
+    if (v === undefined || v === null) {
+      if (required) throw field(name, "is missing");
+      return undefined;
+    }
+    if (typeof v !== "string") throw field(name, `must be a string, not ${describe(v)}`);
+    if (v.trim() === "") throw field(name, "is empty");
+    return v.trim();
+  };
+
+  const tenantUrl = str("tenant_url", true)!;
+  const tenant = parseUrl(tenantUrl, () => field("tenant_url", `is not a URL: "${tenantUrl}"`));
+  requireSafeScheme(tenant, () => field("tenant_url", "must use https (http only for loopback)"));
+
+  const authDomain = str("auth_domain", true)!;
+  const authBase = parseAuthDomain(authDomain, (p) => field("auth_domain", p));
+
+  const clientId = str("client_id", true)!;
+  if (/\s/.test(clientId)) throw field("client_id", "must not contain spaces");
+
+  const scope = str("scope", false) ?? DEFAULT_SCOPE;
+
+  const redirectUri = str("redirect_uri", false);
+  if (redirectUri !== undefined) {
+    const problem = redirectUriProblem(redirectUri);
+    if (problem) throw field("redirect_uri", problem);
+  }
+
+  const issuer = str("issuer", false);
+  if (issuer !== undefined) {
+    const u = parseUrl(issuer, () => field("issuer", `is not a URL: "${issuer}"`));
+    requireSafeScheme(u, () => field("issuer", "must use https (http only for loopback)"));
+  }
+
+  const store = str("store", false);
+  if (store !== undefined && !STORE_NAMES.includes(store)) {
+    throw field("store", `must be one of ${STORE_NAMES.join(", ")}; got "${store}"`);
+  }
+
+  const config: Config = {
+    tenant_url: tenantUrl,
+    auth_domain: authDomain,
+    client_id: clientId,
+    scope,
+  };
+  if (redirectUri !== undefined) config.redirect_uri = redirectUri;
+  if (issuer !== undefined) config.issuer = issuer;
+  if (store !== undefined) config.store = store;
+  return { path, raw, config, authBase };
+}
+
+/** Why `uri` cannot be a loopback redirect URI (RFC 8252 §7.3), or `null` when it can. */
+export function redirectUriProblem(uri: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(uri);
+  } catch {
+    return `is not a URL: "${uri}"`;
+  }
+  if (u.protocol !== "http:") return "must be an http:// loopback URL (RFC 8252 §7.3)";
+  if (!isLoopbackHost(u.hostname)) return "must point at localhost, 127.0.0.1 or [::1]";
+  if (u.port === "") return "must name a port, registered in the app client";
+  if (u.hash !== "") return "must not have a fragment";
+  return null;
+}
+
+function parseAuthDomain(value: string, fail: (problem: string) => ConfigError): URL {
+  const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
+  const u = parseUrl(hasScheme ? value : `https://${value}`, () => fail(`is not a host or URL: "${value}"`));
+  if (u.protocol !== "https:" && u.protocol !== "http:") {
+    throw fail(`must be https (or http for loopback), not ${u.protocol}`);
+  }
+  if (u.protocol === "http:" && !isLoopbackHost(u.hostname)) {
+    throw fail(`may use plain http only for a loopback host, not "${u.hostname}"`);
+  }
+  if (u.search !== "" || u.hash !== "" || u.username !== "" || u.password !== "") {
+    throw fail("must not carry a query, fragment or credentials");
+  }
+  u.pathname = u.pathname.replace(/\/+$/, "");
+  return u;
+}
+
+function requireSafeScheme(u: URL, fail: () => ConfigError): void {
+  if (u.protocol === "https:") return;
+  if (u.protocol === "http:" && isLoopbackHost(u.hostname)) return;
+  throw fail();
+}
+
+function parseUrl(value: string, fail: () => ConfigError): URL {
+  try {
+    return new URL(value);
+  } catch {
+    throw fail();
+  }
+}
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return "an array";
+  if (v === null) return "null";
+  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+}
+
+function jsonErrorReason(error: unknown): string {
+  const msg = error instanceof Error ? error.message : String(error);
+  return oneLine(msg.replace(/\s*\(line \d+ column \d+\)/, "").replace(/ in JSON at position \d+/, ""));
+}
+
+/** `:LINE` for a JSON.parse error, from V8's "(line L column C)" or "at position N". */
+function jsonErrorLine(error: unknown, text: string): string {
+  const msg = error instanceof Error ? error.message : "";
+  const lc = /line (\d+) column (\d+)/.exec(msg);
+  if (lc) return `:${lc[1]}`;
+  const pos = /at position (\d+)/.exec(msg);
+  if (pos) return `:${text.slice(0, Number(pos[1])).split("\n").length}`;
+  return "";
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, " ").trim();
+}
+
+/**
+ * Merges `updates` into the loaded object, keeping unknown fields and their order, and
+ * validates the result. `undefined` values leave a field as it was.
+ */
+export function mergeConfig(
+  existing: Record<string, unknown> | null,
+  updates: Partial<Config>,
+  path: string,
+): LoadedConfig {
+  const raw: Record<string, unknown> = { ...(existing ?? {}) };
+  for (const [key, value] of Object.entries(updates)) {
+    if (value !== undefined) raw[key] = value;
+  }
+  return validateConfig(raw, path);
+}
+
+/**
+ * Writes the config atomically: temp file (0600) + fsync + rename, in a 0700 directory, so a
+ * crash never leaves half a file. Needs `--allow-read --allow-write`.
+ */
+export async function writeConfig(loaded: LoadedConfig): Promise<void> {
+  const dir = loaded.path.replace(/[\\/][^\\/]*$/, "");
+  await ensurePrivateDir(dir);
+  await writeFileAtomic(loaded.path, JSON.stringify(loaded.raw, null, 2) + "\n");
+}
+
+/** Creates `dir` (and parents) with mode 0700 when missing. Needs `--allow-write`. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+}
+
+/** temp + fsync + rename; the file is 0600. Needs `--allow-write`. */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const bytes = new TextEncoder().encode(text);
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } catch (error) {
+    file.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+  file.close();
+  try {
+    await Deno.rename(tmp, path);
+  } catch (error) {
+    await Deno.remove(tmp).catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * Every OAuth request and response check goes through oauth4webapi (STYLE.md, panva): this
+ * module only adapts it to Cognito and to our error types.
+ *
+ * Cognito specifics (SPEC.md §5, research B.1–B.7):
+ * - Endpoints live on the auth domain; the issuer (`https://cognito-idp.<region>.amazonaws.com/
+ *   <poolId>`) is another host and discovery is not served on the auth domain, so no discovery:
+ *   the endpoints are built from the auth domain, and the issuer is either configured or
+ *   learned from the first ID token received directly from the token endpoint over TLS
+ *   (OIDC Core §3.1.3.7 lets TLS stand in for the signature in that case).
+ * - Public client: `client_id` in the body, no secret (`None()` client auth).
+ * - Errors are HTTP 400 `{"error": …}` without a description: {@linkcode describeOAuthError}
+ *   turns each into a sentence.
+ *
+ * Loaded lazily: never on the cached `token` path (SPEC.md §8).
+ *
+ * @module
+ */
+
+import * as oauth from "oauth4webapi";
+import type { LoadedConfig } from "../config/config.ts";
+import { isLoopbackHost } from "../config/config.ts";
+import { AuthError, NetworkError } from "../errors.ts";
+import { type AccessRecord, jwtPayload, UNKNOWN_LIFETIME_MS, type UserInfo } from "../token/record.ts";
+
+/** What a successful grant gives us, already in store-record shape. */
+export interface GrantResult {
+  access: AccessRecord;
+  /** Present when the server issued one (code grant; refresh grant with rotation on). */
+  refreshToken?: string;
+  /** The ID token's issuer, so `login` can pin it in config. */
+  issuer?: string;
+}
+
+/** Per-request options. */
+export interface RequestOptions {
+  /** Abort a request after this long. */
+  timeoutMs: number;
+  now?: () => number;
+}
+
+/** The auth domain's endpoints as an oauth4webapi authorization server. */
+export function authorizationServer(loaded: LoadedConfig, issuer?: string): oauth.AuthorizationServer {
+  const base = loaded.authBase.href.replace(/\/$/, "");
+  return {
+    issuer: issuer ?? loaded.config.issuer ?? base,
+    authorization_endpoint: `${base}/oauth2/authorize`,
+    token_endpoint: `${base}/oauth2/token`,
+    revocation_endpoint: `${base}/oauth2/revoke`,
+    userinfo_endpoint: `${base}/oauth2/userInfo`,
+    end_session_endpoint: `${base}/logout`,
+  };
+}
+
+/** The public client; clock skew is filled in per response from the server's `Date`. */
+export function publicClient(loaded: LoadedConfig): oauth.Client {
+  return { client_id: loaded.config.client_id, [oauth.clockTolerance]: 60 };
+}
+
+/** oauth4webapi options: timeout, and plain http only for a loopback auth domain. */
+export function httpOptions(loaded: LoadedConfig, timeoutMs: number) {
+  const insecure = loaded.authBase.protocol === "http:" && isLoopbackHost(loaded.authBase.hostname);
+  return {
+    signal: AbortSignal.timeout(timeoutMs),
+    ...(insecure ? { [oauth.allowInsecureRequests]: true } : {}),
+  };
+}
+
+/** Runs the refresh grant once (RFC 6749 §6). Throws a retryable `NetworkError` when trying again may help. */
+export async function refreshGrant(
+  loaded: LoadedConfig,
+  refreshToken: string,
+  options: RequestOptions,
+): Promise<GrantResult> {
+  const now = options.now ?? Date.now;
+  const client = publicClient(loaded);
+  const started = now();
+  const response = await send(
+    "token endpoint",
+    () =>
+      oauth.refreshTokenGrantRequest(
+        authorizationServer(loaded),
+        client,
+        oauth.None(),
+        refreshToken,
+        httpOptions(loaded, options.timeoutMs),
+      ),
+    options.timeoutMs,
+  );
+  const as = authorizationServer(loaded, await peekIssuer(response));
+  applyServerClock(client, response, now);
+  const result = await processGrant("refresh", () => oauth.processRefreshTokenResponse(as, client, response));
+  return toGrantResult(result, started, as.issuer);
+}
+
+/** Exchanges an authorization code (RFC 6749 §4.1.3 with RFC 7636 PKCE), checking the nonce. */
+export async function exchangeCode(
+  loaded: LoadedConfig,
+  callback: URLSearchParams,
+  redirectUri: string,
+  codeVerifier: string,
+  expectedNonce: string,
+  options: RequestOptions,
+): Promise<GrantResult> {
+  const now = options.now ?? Date.now;
+  const client = publicClient(loaded);
+  const started = now();
+  const response = await send(
+    "token endpoint",
+    () =>
+      oauth.authorizationCodeGrantRequest(
+        authorizationServer(loaded),
+        client,
+        oauth.None(),
+        callback,
+        redirectUri,
+        codeVerifier,
+        httpOptions(loaded, options.timeoutMs),
+      ),
+    options.timeoutMs,
+  );
+  const as = authorizationServer(loaded, await peekIssuer(response));
+  applyServerClock(client, response, now);
+  const result = await processGrant(
+    "code exchange",
+    () => oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce }),
+  );
+  return toGrantResult(result, started, as.issuer);
+}
+
+/**
+ * Sends a request, mapping transport failures and retryable statuses (5xx, 429) to
+ * a retryable `NetworkError` before oauth4webapi sees the body.
+ */
+export async function send(
+  what: string,
+  request: () => Promise<Response>,
+  timeoutMs: number,
+): Promise<Response> {
+  let response: Response;
+  try {
+    response = await request();
+  } catch (error) {
+    throw transportError(what, error, timeoutMs);
+  }
+  if (response.status >= 500 || response.status === 429) {
+    await response.body?.cancel();
+    throw new NetworkError(`The ${what} answered HTTP ${response.status}`, {
+      retryable: true,
+      retryAfterMs: retryAfterMs(response.headers.get("retry-after")),
+    });
+  }
+  return response;
+}
+
+function transportError(what: string, error: unknown, timeoutMs: number): NetworkError {
+  if (error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError")) {
+    return new NetworkError(`The ${what} did not answer within ${timeoutMs} ms`, {
+      retryable: true,
+    });
+  }
+  if (error instanceof oauth.OperationProcessingError || error instanceof TypeError) {
+    const cause = error.cause instanceof Error ? error.cause.message : error.message;
+    // fetch's TypeError names the URL but never a token; keep only its first line.
+    return new NetworkError(`Cannot reach the ${what}: ${cause.split("\n")[0]}`, {
+      retryable: true,
+    });
+  }
+  return new NetworkError(`Cannot reach the ${what}: ${String(error).split("\n")[0]}`, {
+    retryable: true,
+  });
+}
+
+async function processGrant(
+  what: "refresh" | "code exchange",
+  process: () => Promise<oauth.TokenEndpointResponse>,
+): Promise<oauth.TokenEndpointResponse> {
+  try {
+    return await process();
+  } catch (error) {
+    if (error instanceof oauth.ResponseBodyError) {
+      throw new AuthError(describeOAuthError(error.error, what), error.error);
+    }
+    if (error instanceof oauth.OperationProcessingError) {
+      throw new NetworkError(`The token endpoint's answer to the ${what} was invalid: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** A sentence per OAuth error code; Cognito rarely sends `error_description` (research B.4). */
+export function describeOAuthError(code: string, during: string): string {
+  switch (code) {
+    case "invalid_grant":
+      return during === "refresh"
+        ? "The sign-in session has expired or was revoked (invalid_grant)"
+        : "The authorization code was rejected: expired, already used, or the redirect URI differs (invalid_grant)";
+    case "invalid_client":
+      return "The auth domain does not know this client_id, or the client needs a secret (invalid_client): check client_id in the config";
+    case "unauthorized_client":
+      return `The app client is not allowed to use this grant (unauthorized_client): enable the authorization code grant and refresh tokens for it, and check the redirect URI`;
+    case "invalid_request":
+      return `The auth domain rejected the ${during} request as malformed (invalid_request)`;
+    case "unsupported_grant_type":
+      return "The auth domain does not support this grant type (unsupported_grant_type)";
+    case "invalid_scope":
+      return "A requested scope is not allowed for this app client (invalid_scope): check scope in the config";
+    case "access_denied":
+      return "The sign-in was denied (access_denied)";
+    default:
+      return `The auth domain refused the ${during} (${code.replace(/[^\x21-\x7e]/g, "?").slice(0, 64)})`;
+  }
+}
+
+function toGrantResult(
+  r: oauth.TokenEndpointResponse,
+  started: number,
+  issuer: string,
+): GrantResult {
+  const access = r.access_token;
+  let lifetimeMs: number | undefined;
+  if (typeof r.expires_in === "number" && r.expires_in > 0) lifetimeMs = r.expires_in * 1000;
+  if (lifetimeMs === undefined) {
+    // No expires_in: the JWT's own exp - iat is on the server's clock at both ends.
+    const p = jwtPayload(access);
+    if (p && typeof p.exp === "number" && typeof p.iat === "number" && p.exp > p.iat) {
+      lifetimeMs = (p.exp - p.iat) * 1000;
+    }
+  }
+  const record: AccessRecord = {
+    token: access,
+    obtainedAt: started,
+    expiresAt: started + (lifetimeMs ?? UNKNOWN_LIFETIME_MS),
+    lifetimeKnown: lifetimeMs !== undefined,
+  };
+  const user = userFromIdToken(r);
+  if (user) record.user = user;
+  const result: GrantResult = { access: record };
+  if (typeof r.refresh_token === "string" && r.refresh_token !== "") result.refreshToken = r.refresh_token;
+  if (r.id_token) result.issuer = issuer;
+  return result;
+}
+
+function userFromIdToken(r: oauth.TokenEndpointResponse): UserInfo | undefined {
+  const claims = oauth.getValidatedIdTokenClaims(r);
+  if (!claims) return undefined;
+  const user: UserInfo = {};
+  if (typeof claims.sub === "string") user.sub = claims.sub;
+  if (typeof claims.email === "string") user.email = claims.email;
+  const username = claims["cognito:username"] ?? claims.preferred_username;
+  if (typeof username === "string") user.username = username;
+  return user;
+}
+
+/**
+ * The `iss` of the ID token in a successful token response, read from a clone so the original
+ * body still goes to oauth4webapi, which then checks the ID token against it (plus `aud`,
+ * `exp`, `iat`, `nonce`).
+ */
+async function peekIssuer(response: Response): Promise<string | undefined> {
+  if (response.status !== 200) return undefined;
+  try {
+    const body = await response.clone().json();
+    if (typeof body?.id_token !== "string") return undefined;
+    const iss = jwtPayload(body.id_token)?.iss;
+    return typeof iss === "string" ? iss : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Tolerates a skewed local clock for ID-token time checks, using the response's `Date`. */
+function applyServerClock(client: oauth.Client, response: Response, now: () => number): void {
+  const date = Date.parse(response.headers.get("date") ?? "");
+  if (Number.isFinite(date)) client[oauth.clockSkew] = Math.round((date - now()) / 1000);
+}
+
+function retryAfterMs(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+}

@@ -1,0 +1,48 @@
+/**
+ * The one token-store interface every backend implements (after git-credential-manager's
+ * `ICredentialStore`). The token state machine only ever sees this, never a backend.
+ *
+ * Items are opaque strings keyed by an item name; the token layer decides what goes in them
+ * (`src/token/record.ts`). Service name and item names are fixed by SPEC.md §4.
+ *
+ * @module
+ */
+
+/** The keychain service every item lives under. */
+export const SERVICE = "agent-runner-auth";
+
+/** Item names of the default profile (SPEC.md §4). */
+export const ACCESS_ITEM = "agent-runner-access-token";
+/** Item names of the default profile (SPEC.md §4). */
+export const REFRESH_ITEM = "agent-runner-refresh-token";
+
+/** Names accepted for `store` in config and `AGENT_RUNNER_STORE`. */
+export type StoreBackend =
+  | "secret-service"
+  | "pass"
+  | "macos-keychain"
+  | "windows-credential-manager"
+  | "encrypted-file"
+  | "memory";
+
+/**
+ * A place to keep secrets. Implementations bound every call by a timeout and throw
+ * {@linkcode StoreError} (from `src/errors.ts`) on any failure: a failed read must never look
+ * like a missing item.
+ */
+export interface TokenStore {
+  /** Which backend this is, for `status` and for pinning in config. */
+  readonly backend: StoreBackend;
+  /** The item's value, or `null` when there is no such item. */
+  get(item: string): Promise<string | null>;
+  /** Create or replace the item (update in place where the OS keeps per-item ACLs). */
+  set(item: string, value: string): Promise<void>;
+  /** Remove the item; `false` when there was none. */
+  delete(item: string): Promise<boolean>;
+  /**
+   * Called when every lookup came back empty, before concluding "not signed in". A backend
+   * whose empty answer can also mean "locked" (Secret Service: a locked collection makes a
+   * lookup return NULL with no error, SPEC.md §4) throws `StoreError("locked")` here.
+   */
+  assertUsable?(): Promise<void>;
+}

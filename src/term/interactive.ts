@@ -1,0 +1,105 @@
+/**
+ * May `token` start a browser login from here? (SPEC.md §1.3)
+ *
+ * Three conditions, all required: `$CI` unset (any non-empty value counts as set); a terminal
+ * the user is looking at (a standard stream is a TTY, or on Unix the controlling terminal
+ * `/dev/tty` opens: under Claude Code's TUI none of the three streams is a TTY but `/dev/tty`
+ * is, research A.2); and a way to open a browser. The reason is kept so the "not signed in"
+ * error can say exactly which condition failed.
+ *
+ * @module
+ */
+
+import type { Env } from "../config/paths.ts";
+
+/** The browser command: a program and the arguments that precede the URL. */
+export interface BrowserCommand {
+  program: string;
+  args: string[];
+}
+
+/** Result of {@linkcode detectInteractivity}. */
+export interface Interactivity {
+  interactive: boolean;
+  /** Why not, as a clause for an error message ("$CI is set"). */
+  reason: string;
+  /** Where a prompt can be shown: a TTY standard stream, `/dev/tty`, or nowhere. */
+  terminal: "stdio" | "devtty" | null;
+  browser: BrowserCommand | null;
+}
+
+/** Checks the three conditions. Needs `--allow-env` and `--allow-read --allow-write` (/dev/tty). */
+export function detectInteractivity(
+  env: Env = Deno.env,
+  os: typeof Deno.build.os = Deno.build.os,
+): Interactivity {
+  const terminal = findTerminal(os);
+  const browser = findBrowser(env, os);
+  const ci = env.get("CI");
+  if (ci !== undefined && ci !== "") {
+    return { interactive: false, reason: "$CI is set", terminal, browser };
+  }
+  if (!terminal) {
+    return {
+      interactive: false,
+      reason: "no terminal (no standard stream is a TTY and /dev/tty cannot be opened)",
+      terminal,
+      browser,
+    };
+  }
+  if (!browser) {
+    return {
+      interactive: false,
+      reason: "no browser can be opened (set $BROWSER, or use `login --no-browser`)",
+      terminal,
+      browser,
+    };
+  }
+  return { interactive: true, reason: "", terminal, browser };
+}
+
+function findTerminal(os: typeof Deno.build.os): "stdio" | "devtty" | null {
+  if (Deno.stdin.isTerminal() || Deno.stdout.isTerminal() || Deno.stderr.isTerminal()) {
+    return "stdio";
+  }
+  if (os === "windows") return null;
+  try {
+    Deno.openSync("/dev/tty", { read: true, write: true }).close();
+    return "devtty";
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `$BROWSER` first (split on whitespace, never run through a shell; the URL becomes the last
+ * argument, or replaces `%s`), then the desktop's opener. On Linux an opener only counts when
+ * a display exists: over SSH without a forwarded display `xdg-open` would fall back to a text
+ * browser or fail.
+ */
+export function findBrowser(env: Env, os: typeof Deno.build.os): BrowserCommand | null {
+  const fromEnv = env.get("BROWSER")?.split(":")[0]?.trim();
+  if (fromEnv) {
+    const [program, ...args] = fromEnv.split(/\s+/);
+    return { program, args };
+  }
+  switch (os) {
+    case "darwin":
+      return { program: "open", args: [] };
+    case "windows":
+      return { program: "rundll32", args: ["url.dll,FileProtocolHandler"] };
+    default: {
+      const display = env.get("DISPLAY") || env.get("WAYLAND_DISPLAY");
+      return display ? { program: "xdg-open", args: [] } : null;
+    }
+  }
+}
+
+/** The argv for opening `url` with `browser`. */
+export function browserArgv(browser: BrowserCommand, url: string): string[] {
+  const i = browser.args.indexOf("%s");
+  if (i === -1) return [...browser.args, url];
+  const args = [...browser.args];
+  args[i] = url;
+  return args;
+}

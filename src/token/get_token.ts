@@ -1,0 +1,277 @@
+/**
+ * The `token` use case (SPEC.md §1): read, decide, and when needed lock, re-read, refresh or
+ * log in, save, and hand back the one token to print.
+ *
+ *     read the store without the lock (cached callers never wait for each other)
+ *       fresh access token                        -> done
+ *     take the exclusive lock (say once what we wait for; bounded)
+ *     read the store again: another process may have refreshed or logged in meanwhile
+ *       fresh                                     -> done, no request
+ *       refresh token                             -> refresh grant (bounded retries)
+ *           ok                                    -> save refresh token, then access token
+ *           invalid_grant                         -> if the stored refresh token changed, start
+ *                                                    over with it; else delete both, go on to login
+ *           transport/5xx/429, access still valid -> print it with a warning, keep every token
+ *       no refresh token                          -> login when interactive and no recent failed
+ *                                                    login, else fail (exit 1) naming `login`
+ *
+ * Every dependency comes in through {@linkcode TokenDeps}, so the unit tests drive this with
+ * a memory store, a fake lock, a fake clock and scripted grants; only `src/cli/token.ts`
+ * builds the real ones.
+ *
+ * @module
+ */
+
+import {
+  AppError,
+  AuthError,
+  LockTimeoutError,
+  LoginRequiredError,
+  NetworkError,
+  StoreError,
+} from "../errors.ts";
+import type { LockFile } from "../lock/lock.ts";
+import type { TokenStore } from "../store/store.ts";
+import type { Interactivity } from "../term/interactive.ts";
+import { classify, type Decision, type FreshnessPolicy, type Stored } from "./classify.ts";
+import { type LoginState, readLoginState } from "./login_state.ts";
+import {
+  type AccessRecord,
+  decodeAccess,
+  decodeRefresh,
+  encodeAccess,
+  encodeRefresh,
+} from "./record.ts";
+
+/** A successful grant, as the OAuth layer returns it. */
+export interface Grant {
+  access: AccessRecord;
+  refreshToken?: string;
+}
+
+/** Everything `token` touches. */
+export interface TokenDeps {
+  store: TokenStore;
+  items: { access: string; refresh: string };
+  /** Opened only off the cached path (it loads libc through FFI). */
+  lock: () => LockFile | Promise<LockFile>;
+  loginStatePath: string;
+  writeLoginState: (state: LoginState) => Promise<void>;
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+  policy: FreshnessPolicy;
+  /** One-line warnings and status for the user (stderr). */
+  warn: (line: string) => void;
+  interactivity: () => Interactivity;
+  /** One refresh-grant attempt; throws AuthError / NetworkError (retryable or not). */
+  refresh: (refreshToken: string) => Promise<Grant>;
+  /** A whole browser login; throws LoginFailedError. */
+  login: (interactivity: Interactivity) => Promise<Grant>;
+  lockTimeoutMs: number;
+  /** After a failed or abandoned login, `token` opens no browser for this long. */
+  cooldownMs: number;
+  pid: number;
+}
+
+/** Back-off between refresh attempts when the server gave no `Retry-After`. */
+export const RETRY_DELAYS_MS = [250, 1000];
+/** A `Retry-After` longer than this is not waited for (Claude shows "slow helper" at 10 s). */
+export const MAX_RETRY_WAIT_MS = 5000;
+
+/** Returns the access token to print. Throws an {@linkcode AppError} otherwise. */
+export async function getToken(d: TokenDeps): Promise<string> {
+  const first = classify(await readStored(d), d.now(), d.policy);
+  if (first.kind === "cached") return first.access.token;
+
+  const lockFile = await d.lock();
+  const waitStart = d.now();
+  let waited = false;
+  let held;
+  try {
+    held = await lockFile.acquire({
+      timeoutMs: d.lockTimeoutMs,
+      onWait: () => {
+        waited = true;
+        d.warn(waitingMessage(readLoginState(d.loginStatePath), d.pid));
+      },
+    });
+  } catch (error) {
+    if (error instanceof LockTimeoutError) {
+      const again = classify(await readStored(d), d.now(), d.policy);
+      const usable = again.kind === "cached" ? again.access : again.fallback;
+      if (usable) {
+        d.warn(`${error.message}; printing the current token, ${validFor(usable, d.now())}`);
+        return usable.token;
+      }
+    }
+    throw error;
+  }
+  try {
+    return await underLock(d, waited, waitStart);
+  } finally {
+    held.release();
+  }
+}
+
+async function underLock(d: TokenDeps, waited: boolean, waitStart: number): Promise<string> {
+  // A refresh token that another process rotates under us is re-read once or twice at most.
+  for (let round = 0; round < 3; round++) {
+    const stored = await readStored(d);
+    const decision: Decision = classify(stored, d.now(), d.policy);
+    if (decision.kind === "cached") return decision.access.token;
+    if (decision.kind === "login") {
+      return await loginOrFail(d, stored, decision.fallback, waited, waitStart, "Not signed in");
+    }
+
+    let grant: Grant;
+    try {
+      grant = await refreshWithRetry(d, decision.refresh.token, decision.fallback !== null);
+    } catch (error) {
+      if (error instanceof AuthError && error.oauthError === "invalid_grant") {
+        const current = await readRefresh(d);
+        if (current && current.token !== decision.refresh.token) continue; // rotated meanwhile
+        await d.store.delete(d.items.refresh);
+        await d.store.delete(d.items.access);
+        d.warn("The sign-in session expired or was revoked; removed the stored tokens");
+        return await loginOrFail(
+          d,
+          { access: null, refresh: null },
+          null,
+          waited,
+          waitStart,
+          "The sign-in session expired or was revoked",
+        );
+      }
+      if (decision.fallback && !(error instanceof StoreError)) {
+        d.warn(
+          `Could not refresh the token (${messageOf(error)}); printing the current one, ${
+            validFor(decision.fallback, d.now())
+          }`,
+        );
+        return decision.fallback.token;
+      }
+      throw error;
+    }
+    // Cognito omits the user on refresh only when no ID token comes back; keep what we knew.
+    if (!grant.access.user && decision.fallback?.user) grant.access.user = decision.fallback.user;
+    else if (!grant.access.user && stored.access?.user) grant.access.user = stored.access.user;
+    await save(d, grant);
+    return grant.access.token;
+  }
+  throw new AuthError("The refresh token kept changing under us; run `agent-runner-auth login`");
+}
+
+async function loginOrFail(
+  d: TokenDeps,
+  stored: Stored,
+  fallback: AccessRecord | null,
+  waited: boolean,
+  waitStart: number,
+  why: string,
+): Promise<string> {
+  if (!stored.access && !stored.refresh) await d.store.assertUsable?.();
+  const last = readLoginState(d.loginStatePath);
+  const now = d.now();
+  const lastFailed = last && (last.status === "failed" || last.status === "abandoned" ||
+    (last.status === "in_progress" && last.pid !== d.pid));
+  if (last && lastFailed) {
+    const how = last.status === "failed" ? "failed" : "was abandoned";
+    if (waited && last.at >= waitStart - 1000) {
+      throw new LoginRequiredError(
+        `The browser sign-in started by another agent-runner-auth process (pid ${last.pid}) ${how}; run \`agent-runner-auth login\``,
+      );
+    }
+    if (now - last.at < d.cooldownMs) {
+      const left = Math.ceil((d.cooldownMs - (now - last.at)) / 1000);
+      throw new LoginRequiredError(
+        `A browser sign-in ${how} ${Math.round((now - last.at) / 1000)} s ago, so none is opened for another ${left} s; run \`agent-runner-auth login\``,
+      );
+    }
+  }
+  const inter = d.interactivity();
+  if (!inter.interactive) {
+    if (fallback) {
+      d.warn(`${why} for long enough (${inter.reason}); printing the current token, ${validFor(fallback, now)}; run \`agent-runner-auth login\``);
+      return fallback.token;
+    }
+    throw new LoginRequiredError(`${why}, and cannot sign in here: ${inter.reason}; run \`agent-runner-auth login\``);
+  }
+  await d.writeLoginState({ status: "in_progress", pid: d.pid, at: d.now() });
+  let grant: Grant;
+  try {
+    grant = await d.login(inter);
+  } catch (error) {
+    const abandoned = error instanceof AppError && /timed out/i.test(error.message);
+    await d.writeLoginState({ status: abandoned ? "abandoned" : "failed", pid: d.pid, at: d.now() });
+    throw error;
+  }
+  await save(d, grant);
+  await d.writeLoginState({ status: "succeeded", pid: d.pid, at: d.now() });
+  return grant.access.token;
+}
+
+/**
+ * Refresh token first, then access token (SPEC.md §4): a crash between the two writes leaves
+ * the new refresh token and an old access token, and the next call simply refreshes again.
+ * A failed save is an error: an unsaved token is never printed (SPEC.md §1.5).
+ */
+export async function save(d: Pick<TokenDeps, "store" | "items">, grant: Grant): Promise<void> {
+  if (grant.refreshToken) {
+    await d.store.set(
+      d.items.refresh,
+      encodeRefresh({ token: grant.refreshToken, obtainedAt: grant.access.obtainedAt }),
+    );
+  }
+  await d.store.set(d.items.access, encodeAccess(grant.access));
+}
+
+async function refreshWithRetry(d: TokenDeps, token: string, hasFallback: boolean): Promise<Grant> {
+  const attempts = hasFallback ? 2 : 1 + RETRY_DELAYS_MS.length;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await d.refresh(token);
+    } catch (error) {
+      if (!(error instanceof NetworkError) || !error.retryable || attempt >= attempts) throw error;
+      const wait = error.retryAfterMs ?? RETRY_DELAYS_MS[attempt - 1];
+      if (wait > MAX_RETRY_WAIT_MS) throw error;
+      await d.sleep(wait);
+    }
+  }
+}
+
+/** Reads and decodes both items; unreadable items are reported and treated as absent. */
+export async function readStored(d: Pick<TokenDeps, "store" | "items" | "now" | "warn">): Promise<Stored> {
+  const accessRaw = await d.store.get(d.items.access);
+  let access: AccessRecord | null = null;
+  if (accessRaw !== null) {
+    const decoded = decodeAccess(accessRaw, d.now());
+    if (decoded.ok) access = decoded.record;
+    else d.warn(`Ignoring the unreadable item ${d.items.access} (${decoded.reason})`);
+  }
+  return { access, refresh: await readRefresh(d) };
+}
+
+async function readRefresh(d: Pick<TokenDeps, "store" | "items" | "warn">) {
+  const raw = await d.store.get(d.items.refresh);
+  if (raw === null) return null;
+  const decoded = decodeRefresh(raw);
+  if (decoded.ok) return decoded.record;
+  d.warn(`Ignoring the unreadable item ${d.items.refresh} (${decoded.reason})`);
+  return null;
+}
+
+function waitingMessage(state: LoginState | null, pid: number): string {
+  if (state?.status === "in_progress" && state.pid !== pid) {
+    return `Waiting for another agent-runner-auth (pid ${state.pid}) to finish the browser sign-in…`;
+  }
+  return "Waiting for another agent-runner-auth to finish refreshing the token…";
+}
+
+function validFor(access: AccessRecord, now: number): string {
+  const minutes = Math.max(0, Math.floor((access.expiresAt - now) / 60_000));
+  return `valid for ${minutes} more minute${minutes === 1 ? "" : "s"}`;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
