@@ -24,7 +24,8 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   login: async () => (await import("./login.ts")).loginVerb,
 };
 
-const GLOBAL_HELP = `agent-runner-auth: OAuth tokens for AI coding agents (Claude Code's apiKeyHelper)
+const GLOBAL_HELP =
+  `agent-runner-auth: OAuth tokens for AI coding agents (Claude Code's apiKeyHelper)
 
 Usage: agent-runner-auth <verb> [flags]
 
@@ -55,7 +56,9 @@ export async function runCli(args: string[]): Promise<number> {
   if (!load) {
     const hint = closest(first, Object.keys(VERBS));
     throw new UsageError(
-      `Unknown verb "${first}"${hint ? `; did you mean "${hint}"?` : ""} (see agent-runner-auth --help)`,
+      `Unknown verb "${first}"${
+        hint ? `; did you mean "${hint}"?` : ""
+      } (see agent-runner-auth --help)`,
     );
   }
   const verb = await load();
@@ -68,10 +71,18 @@ export async function runCli(args: string[]): Promise<number> {
 }
 
 /** Parses `args` for `verb`; unknown flags become a UsageError naming the flag and a hint. */
-export function parseVerbArgs(verb: Verb, args: string[]): Record<string, string | boolean | undefined> {
+export function parseVerbArgs(
+  verb: Verb,
+  args: string[],
+): Record<string, string | boolean | undefined> {
   const options = { ...verb.options, help: { type: "boolean" as const, short: "h" } };
   try {
-    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
     if (positionals.length > 0) {
       throw new UsageError(`${verb.name}: unexpected argument "${positionals[0]}"`);
     }

@@ -12,9 +12,9 @@
 
 import {
   ensurePrivateDir,
-  loadConfig,
-  mergeConfig,
+  loadConfigObject,
   type LoadedConfig,
+  mergeConfig,
   writeConfig,
 } from "../config/config.ts";
 import { resolvePaths } from "../config/paths.ts";
@@ -74,7 +74,7 @@ Examples:
 async function runLogin(values: Record<string, string | boolean | undefined>): Promise<number> {
   const paths = resolvePaths();
   const tunables = readTunables();
-  const existing = loadConfig(paths.config); // throws on a broken file: never overwritten
+  const existing = loadConfigObject(paths.config); // not JSON: refused, never overwritten
   const updates = {
     tenant_url: values["tenant-url"] as string | undefined,
     auth_domain: values["auth-domain"] as string | undefined,
@@ -84,11 +84,13 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   };
   let loaded: LoadedConfig;
   try {
-    loaded = mergeConfig(existing?.raw ?? null, updates, paths.config);
+    loaded = mergeConfig(existing, updates, paths.config);
   } catch (error) {
     const missing = error instanceof ConfigError && /field "(\w+)" is missing/.exec(error.message);
     if (missing && FLAG_FOR_FIELD[missing[1]]) {
-      throw new UsageError(`login: ${FLAG_FOR_FIELD[missing[1]]} is required (${paths.config} has no ${missing[1]})`);
+      throw new UsageError(
+        `login: ${FLAG_FOR_FIELD[missing[1]]} is required (${paths.config} has no ${missing[1]})`,
+      );
     }
     throw error;
   }
@@ -100,21 +102,25 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   const say = makeSay(inter.terminal);
 
   await ensurePrivateDir(paths.dir);
-  const held = await openLockFile(paths.lock).acquire({
+  const held = await (await openLockFile(paths.lock)).acquire({
     timeoutMs: tunables.lockTimeoutMs,
     onWait: () => stderrLine("Waiting for another agent-runner-auth to finish…"),
   });
   try {
-    await writeLoginState(paths.loginState, { status: "in_progress", pid: Deno.pid, at: Date.now() });
+    await writeLoginState(paths.loginState, {
+      status: "in_progress",
+      pid: Deno.pid,
+      at: Date.now(),
+    });
     let grant;
     try {
       grant = await browserLogin(loaded, {
         browser,
-        paste: browser === null && inter.terminal !== null,
+        paste: browser === null && Deno.stdin.isTerminal(),
         timeoutMs: tunables.loginTimeoutMs,
         requestTimeoutMs: tunables.httpTimeoutMs,
         say,
-        readLine: () => readTerminalLine(inter.terminal),
+        readLine: readTerminalLine,
       });
     } catch (error) {
       const abandoned = error instanceof AppError && /timed out/i.test(error.message);
@@ -133,40 +139,29 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
 
     const who = grant.access.user?.email ?? grant.access.user?.username ?? "you";
     const until = new Date(grant.access.expiresAt).toLocaleTimeString();
-    say(`Signed in as ${who}; access token valid until ${until}. Tokens saved in ${store.backend}; config in ${paths.config}`);
+    say(
+      `Signed in as ${who}; access token valid until ${until}. Tokens saved in ${store.backend}; config in ${paths.config}`,
+    );
     return 0;
   } finally {
     held.release();
   }
 }
 
-/** One line from the user's terminal: stdin when it is a TTY, else /dev/tty. */
-async function readTerminalLine(terminal: "stdio" | "devtty" | null): Promise<string | null> {
-  if (!terminal) return null;
-  const file = Deno.stdin.isTerminal()
-    ? null
-    : (() => {
-      try {
-        return Deno.openSync("/dev/tty", { read: true });
-      } catch {
-        return null;
-      }
-    })();
-  const reader = file ?? Deno.stdin;
-  if (!file && !Deno.stdin.isTerminal()) return null;
+/** One line typed on stdin when it is a terminal (paste mode), else `null`. */
+async function readTerminalLine(): Promise<string | null> {
+  if (!Deno.stdin.isTerminal()) return null;
   const chunks: Uint8Array[] = [];
   const buf = new Uint8Array(4096);
-  try {
-    while (true) {
-      const n = await reader.read(buf);
-      if (n === null) return chunks.length ? decode(chunks) : null;
-      chunks.push(buf.slice(0, n));
-      if (buf.subarray(0, n).includes(10)) return decode(chunks);
-      if (chunks.reduce((a, c) => a + c.length, 0) > 64 * 1024) return decode(chunks);
-    }
-  } finally {
-    file?.close();
+  let total = 0;
+  while (total < 64 * 1024) {
+    const n = await Deno.stdin.read(buf);
+    if (n === null) return chunks.length ? decode(chunks) : null;
+    chunks.push(buf.slice(0, n));
+    total += n;
+    if (buf.subarray(0, n).includes(10)) break;
   }
+  return decode(chunks);
 }
 
 function decode(chunks: Uint8Array[]): string {

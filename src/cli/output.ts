@@ -46,22 +46,21 @@ export function stderrText(text: string): void {
  * URL is visible even if the browser does not open.
  */
 export function makeSay(terminal: "stdio" | "devtty" | null): (line: string) => void {
-  let tty: Deno.FsFile | null = null;
-  if (terminal === "devtty") {
-    try {
-      tty = Deno.openSync("/dev/tty", { write: true });
-    } catch {
-      tty = null;
-    }
-  }
+  let tty: number | null = null;
+  let write: ((fd: number, bytes: Uint8Array) => boolean) | null = null;
+  const ready = terminal === "devtty" && !Deno.stderr.isTerminal()
+    ? import("../../ffi/posix/libc.ts").then((libc) => {
+      tty = libc.openControllingTerminal();
+      write = libc.writeFd;
+    })
+    : null;
   return (line: string) => {
     stderrLine(line);
-    if (tty) {
-      try {
-        writeAll(tty, encoder.encode(`agent-runner-auth: ${line}\r\n`));
-      } catch {
+    const echo = () => {
+      if (tty !== null && write && !write(tty, encoder.encode(`agent-runner-auth: ${line}\r\n`))) {
         tty = null;
       }
-    }
+    };
+    if (ready) void ready.then(echo, () => {});
   };
 }

@@ -13,7 +13,6 @@ import { resolvePaths } from "../config/paths.ts";
 import { readTunables } from "../config/tunables.ts";
 import { openStore } from "../store/select.ts";
 import { ACCESS_ITEM, REFRESH_ITEM } from "../store/store.ts";
-import { detectInteractivity } from "../term/interactive.ts";
 import { policyFromEnv } from "../token/classify.ts";
 import { getToken } from "../token/get_token.ts";
 import { writeLoginState } from "../token/login_state.ts";
@@ -43,7 +42,7 @@ export async function runToken(): Promise<number> {
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     policy,
     warn: stderrLine,
-    interactivity: () => detectInteractivity(),
+    interactivity: async () => (await import("../term/interactive.ts")).detectInteractivity(),
     refresh: async (refreshToken) => {
       const { refreshGrant } = await import("../oauth/client.ts");
       return await refreshGrant(loaded, refreshToken, { timeoutMs: tunables.httpTimeoutMs });

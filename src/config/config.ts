@@ -14,6 +14,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import { jsonErrorLine } from "./json_error.ts";
 
 /** The fields agent-runner-auth understands. Others are kept in {@linkcode LoadedConfig.raw}. */
 export interface Config {
@@ -74,15 +75,8 @@ export function isLoopbackHost(hostname: string): boolean {
  * Needs `--allow-read`.
  */
 export function loadConfig(path: string): LoadedConfig | null {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    const why = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`Cannot read ${path}: ${oneLine(why)}`);
-  }
-  return parseConfig(text, path);
+  const raw = loadConfigObject(path);
+  return raw === null ? null : validateConfig(raw, path);
 }
 
 /** Like {@linkcode loadConfig} but a missing file is an error that says how to create it. */
@@ -98,18 +92,41 @@ export function requireConfig(path: string): LoadedConfig {
 
 /** Parses config text; every error names `path`, and the line or field at fault. */
 export function parseConfig(text: string, path: string): LoadedConfig {
+  return validateConfig(parseConfigObject(text, path), path);
+}
+
+/**
+ * Reads the file as a JSON object without checking fields: what `login` merges its flags
+ * into (a file the wizard started may lack fields; a file that is not JSON is still refused).
+ * `null` when the file does not exist. Needs `--allow-read`.
+ */
+export function loadConfigObject(path: string): Record<string, unknown> | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot read ${path}: ${oneLine(why)}`);
+  }
+  return parseConfigObject(text, path);
+}
+
+/** The top-level JSON object of a config text; errors name `path` and the line. */
+export function parseConfigObject(text: string, path: string): Record<string, unknown> {
   if (text.trim() === "") throw new ConfigError(`${path}: the file is empty`);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    const where = jsonErrorLine(error, text);
-    throw new ConfigError(`${path}${where}: invalid JSON (${jsonErrorReason(error)})`);
+    throw new ConfigError(
+      `${path}:${jsonErrorLine(text)}: invalid JSON (${jsonErrorReason(error)})`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ConfigError(`${path}: expected a JSON object at the top level`);
   }
-  return validateConfig(value as Record<string, unknown>, path);
+  return value as Record<string, unknown>;
 }
 
 /** Validates an already parsed object; see {@linkcode parseConfig}. */
@@ -185,7 +202,10 @@ export function redirectUriProblem(uri: string): string | null {
 
 function parseAuthDomain(value: string, fail: (problem: string) => ConfigError): URL {
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
-  const u = parseUrl(hasScheme ? value : `https://${value}`, () => fail(`is not a host or URL: "${value}"`));
+  const u = parseUrl(
+    hasScheme ? value : `https://${value}`,
+    () => fail(`is not a host or URL: "${value}"`),
+  );
   if (u.protocol !== "https:" && u.protocol !== "http:") {
     throw fail(`must be https (or http for loopback), not ${u.protocol}`);
   }
@@ -219,19 +239,12 @@ function describe(v: unknown): string {
   return typeof v === "object" ? "an object" : `a ${typeof v}`;
 }
 
+/** V8's reason without its excerpt of the file (which could hold a pasted secret). */
 function jsonErrorReason(error: unknown): string {
   const msg = error instanceof Error ? error.message : String(error);
-  return oneLine(msg.replace(/\s*\(line \d+ column \d+\)/, "").replace(/ in JSON at position \d+/, ""));
-}
-
-/** `:LINE` for a JSON.parse error, from V8's "(line L column C)" or "at position N". */
-function jsonErrorLine(error: unknown, text: string): string {
-  const msg = error instanceof Error ? error.message : "";
-  const lc = /line (\d+) column (\d+)/.exec(msg);
-  if (lc) return `:${lc[1]}`;
-  const pos = /at position (\d+)/.exec(msg);
-  if (pos) return `:${text.slice(0, Number(pos[1])).split("\n").length}`;
-  return "";
+  const reason = /^(Unexpected [^,]*|Expected [^,(]*|Bad [^,(]*|Unterminated [^,(]*)/.exec(msg)
+    ?.[1];
+  return reason ? oneLine(reason).replace(/ in JSON at position \d+.*$/, "") : "not valid JSON";
 }
 
 function oneLine(s: string): string {

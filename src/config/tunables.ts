@@ -17,7 +17,7 @@ export const TUNABLES = {
 } as const;
 
 /** Resolved values. */
-export type Tunables = { [K in keyof typeof TUNABLES]: number };
+export type Tunables = { -readonly [K in keyof typeof TUNABLES]: number };
 
 /** Reads all tunables from `env`. */
 export function readTunables(env: Env = Deno.env): Tunables {

@@ -21,7 +21,12 @@ import * as oauth from "oauth4webapi";
 import type { LoadedConfig } from "../config/config.ts";
 import { isLoopbackHost } from "../config/config.ts";
 import { AuthError, NetworkError } from "../errors.ts";
-import { type AccessRecord, jwtPayload, UNKNOWN_LIFETIME_MS, type UserInfo } from "../token/record.ts";
+import {
+  type AccessRecord,
+  jwtPayload,
+  UNKNOWN_LIFETIME_MS,
+  type UserInfo,
+} from "../token/record.ts";
 
 /** What a successful grant gives us, already in store-record shape. */
 export interface GrantResult {
@@ -40,7 +45,10 @@ export interface RequestOptions {
 }
 
 /** The auth domain's endpoints as an oauth4webapi authorization server. */
-export function authorizationServer(loaded: LoadedConfig, issuer?: string): oauth.AuthorizationServer {
+export function authorizationServer(
+  loaded: LoadedConfig,
+  issuer?: string,
+): oauth.AuthorizationServer {
   const base = loaded.authBase.href.replace(/\/$/, "");
   return {
     issuer: issuer ?? loaded.config.issuer ?? base,
@@ -89,7 +97,10 @@ export async function refreshGrant(
   );
   const as = authorizationServer(loaded, await peekIssuer(response));
   applyServerClock(client, response, now);
-  const result = await processGrant("refresh", () => oauth.processRefreshTokenResponse(as, client, response));
+  const result = await processGrant(
+    "refresh",
+    () => oauth.processRefreshTokenResponse(as, client, response),
+  );
   return toGrantResult(result, started, as.issuer);
 }
 
@@ -154,7 +165,9 @@ export async function send(
 }
 
 function transportError(what: string, error: unknown, timeoutMs: number): NetworkError {
-  if (error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError")) {
+  if (
+    error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError")
+  ) {
     return new NetworkError(`The ${what} did not answer within ${timeoutMs} ms`, {
       retryable: true,
     });
@@ -182,7 +195,9 @@ async function processGrant(
       throw new AuthError(describeOAuthError(error.error, what), error.error);
     }
     if (error instanceof oauth.OperationProcessingError) {
-      throw new NetworkError(`The token endpoint's answer to the ${what} was invalid: ${error.message}`);
+      throw new NetworkError(
+        `The token endpoint's answer to the ${what} was invalid: ${error.message}`,
+      );
     }
     throw error;
   }
@@ -208,7 +223,9 @@ export function describeOAuthError(code: string, during: string): string {
     case "access_denied":
       return "The sign-in was denied (access_denied)";
     default:
-      return `The auth domain refused the ${during} (${code.replace(/[^\x21-\x7e]/g, "?").slice(0, 64)})`;
+      return `The auth domain refused the ${during} (${
+        code.replace(/[^\x21-\x7e]/g, "?").slice(0, 64)
+      })`;
   }
 }
 
@@ -236,7 +253,9 @@ function toGrantResult(
   const user = userFromIdToken(r);
   if (user) record.user = user;
   const result: GrantResult = { access: record };
-  if (typeof r.refresh_token === "string" && r.refresh_token !== "") result.refreshToken = r.refresh_token;
+  if (typeof r.refresh_token === "string" && r.refresh_token !== "") {
+    result.refreshToken = r.refresh_token;
+  }
   if (r.id_token) result.issuer = issuer;
   return result;
 }

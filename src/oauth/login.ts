@@ -14,7 +14,7 @@
 import * as oauth from "oauth4webapi";
 import { DEFAULT_REDIRECT_URIS, type LoadedConfig } from "../config/config.ts";
 import { LoginFailedError } from "../errors.ts";
-import { type BrowserCommand, browserArgv } from "../term/interactive.ts";
+import { browserArgv, type BrowserCommand } from "../term/interactive.ts";
 import { authorizationServer, exchangeCode, type GrantResult, publicClient } from "./client.ts";
 import { listenForCallback } from "./loopback.ts";
 
@@ -35,7 +35,10 @@ export interface LoginOptions {
 }
 
 /** Runs the whole flow and returns the tokens (not yet stored). */
-export async function browserLogin(loaded: LoadedConfig, options: LoginOptions): Promise<GrantResult> {
+export async function browserLogin(
+  loaded: LoadedConfig,
+  options: LoginOptions,
+): Promise<GrantResult> {
   const as = authorizationServer(loaded);
   const client = publicClient(loaded);
   const verifier = oauth.generateRandomCodeVerifier();
@@ -43,7 +46,9 @@ export async function browserLogin(loaded: LoadedConfig, options: LoginOptions):
   const state = oauth.generateRandomState();
   const nonce = oauth.generateRandomNonce();
 
-  const candidates = loaded.config.redirect_uri ? [loaded.config.redirect_uri] : DEFAULT_REDIRECT_URIS;
+  const candidates = loaded.config.redirect_uri
+    ? [loaded.config.redirect_uri]
+    : DEFAULT_REDIRECT_URIS;
   const listener = listenForCallback(candidates, { as, client, state });
   const timers: ReturnType<typeof setTimeout>[] = [];
   try {
@@ -65,7 +70,9 @@ export async function browserLogin(loaded: LoadedConfig, options: LoginOptions):
 
     const waits: Promise<URLSearchParams>[] = [listener.result];
     if (options.paste && options.readLine) {
-      options.say("Or paste the full URL your browser was sent to (or just the code) and press Enter:");
+      options.say(
+        "Or paste the full URL your browser was sent to (or just the code) and press Enter:",
+      );
       waits.push(readPasted(options.readLine, as, client, state));
     }
     waits.push(
@@ -73,7 +80,9 @@ export async function browserLogin(loaded: LoadedConfig, options: LoginOptions):
         timers.push(setTimeout(() => {
           reject(
             new LoginFailedError(
-              `Sign-in timed out after ${Math.round(options.timeoutMs / 1000)} s without a callback; run \`agent-runner-auth login\` to try again`,
+              `Sign-in timed out after ${
+                Math.round(options.timeoutMs / 1000)
+              } s without a callback; run \`agent-runner-auth login\` to try again`,
             ),
           );
         }, options.timeoutMs));
@@ -104,11 +113,19 @@ function openBrowser(browser: BrowserCommand, url: string, say: (line: string) =
       stderr: "null",
     }).spawn();
     child.status.then((s) => {
-      if (!s.success) say(`The browser command "${browser.program}" exited with ${s.code}; open the URL above yourself.`);
+      if (!s.success) {
+        say(
+          `The browser command "${browser.program}" exited with ${s.code}; open the URL above yourself.`,
+        );
+      }
     }, () => {});
     child.unref();
   } catch (error) {
-    say(`Cannot start the browser "${browser.program}" (${(error as Error).name}); open the URL above yourself.`);
+    say(
+      `Cannot start the browser "${browser.program}" (${
+        (error as Error).name
+      }); open the URL above yourself.`,
+    );
   }
 }
 
@@ -133,6 +150,8 @@ async function readPasted(
         throw new LoginFailedError(`The sign-in failed (${error.error})`);
       }
     }
-    console.error("agent-runner-auth: that is not the redirect URL of this sign-in; paste it again:");
+    console.error(
+      "agent-runner-auth: that is not the redirect URL of this sign-in; paste it again:",
+    );
   }
 }

@@ -41,7 +41,10 @@ export interface CallbackCheck {
 }
 
 /** Binds the first free candidate and waits for the one valid callback. */
-export function listenForCallback(candidates: readonly string[], check: CallbackCheck): CallbackListener {
+export function listenForCallback(
+  candidates: readonly string[],
+  check: CallbackCheck,
+): CallbackListener {
   const taken: string[] = [];
   for (const uri of candidates) {
     const listener = tryListen(new URL(uri), uri, check);
@@ -87,7 +90,9 @@ function tryListen(target: URL, uri: string, check: CallbackCheck): CallbackList
       for (const s of servers) void s.shutdown();
       if (error instanceof Deno.errors.AddrInUse) return null;
       throw new LoginFailedError(
-        `Cannot listen on ${hostname}:${port} for the sign-in callback: ${(error as Error).message}`,
+        `Cannot listen on ${hostname}:${port} for the sign-in callback: ${
+          (error as Error).message
+        }`,
       );
     }
   }

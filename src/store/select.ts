@@ -13,7 +13,10 @@ import { StoreError } from "../errors.ts";
 import type { TokenStore } from "./store.ts";
 
 /** Opens the store named by `AGENT_RUNNER_STORE`, the config's `store`, or the OS default. */
-export async function openStore(loaded: LoadedConfig | null, env: Env = Deno.env): Promise<TokenStore> {
+export async function openStore(
+  loaded: LoadedConfig | null,
+  env: Env = Deno.env,
+): Promise<TokenStore> {
   const name = env.get("AGENT_RUNNER_STORE") || loaded?.config.store || "auto";
   if (name === "secret-service" || (name === "auto" && Deno.build.os === "linux")) {
     const { SecretServiceStore } = await import("./secret_service.ts");

@@ -11,6 +11,7 @@
  */
 
 import type { Env } from "../config/paths.ts";
+import { closeFd, openControllingTerminal } from "../../ffi/posix/libc.ts";
 
 /** The browser command: a program and the arguments that precede the URL. */
 export interface BrowserCommand {
@@ -28,7 +29,7 @@ export interface Interactivity {
   browser: BrowserCommand | null;
 }
 
-/** Checks the three conditions. Needs `--allow-env` and `--allow-read --allow-write` (/dev/tty). */
+/** Checks the three conditions. Needs `--allow-env` and `--allow-ffi` (/dev/tty through libc). */
 export function detectInteractivity(
   env: Env = Deno.env,
   os: typeof Deno.build.os = Deno.build.os,
@@ -63,12 +64,10 @@ function findTerminal(os: typeof Deno.build.os): "stdio" | "devtty" | null {
     return "stdio";
   }
   if (os === "windows") return null;
-  try {
-    Deno.openSync("/dev/tty", { read: true, write: true }).close();
-    return "devtty";
-  } catch {
-    return null;
-  }
+  const fd = openControllingTerminal();
+  if (fd === null) return null;
+  closeFd(fd);
+  return "devtty";
 }
 
 /**

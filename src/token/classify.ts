@@ -48,13 +48,16 @@ export const MIN_USABLE_MS = 30_000;
  * Builds the policy from `CLAUDE_CODE_API_KEY_HELPER_TTL_MS`. An unparsable value is ignored
  * with a warning (Claude Code itself would fall back to its default).
  */
-export function policyFromEnv(ttl: string | undefined): { policy: FreshnessPolicy; warning?: string } {
+export function policyFromEnv(
+  ttl: string | undefined,
+): { policy: FreshnessPolicy; warning?: string } {
   if (ttl === undefined || ttl.trim() === "") return { policy: DEFAULT_POLICY };
   const n = Number(ttl.trim());
   if (!Number.isFinite(n) || n < 0 || !Number.isInteger(n)) {
     return {
       policy: DEFAULT_POLICY,
-      warning: `CLAUDE_CODE_API_KEY_HELPER_TTL_MS="${ttl}" is not a whole number of milliseconds; using ${CLAUDE_DEFAULT_TTL_MS}`,
+      warning:
+        `CLAUDE_CODE_API_KEY_HELPER_TTL_MS="${ttl}" is not a whole number of milliseconds; using ${CLAUDE_DEFAULT_TTL_MS}`,
     };
   }
   return { policy: { ...DEFAULT_POLICY, helperTtlMs: n } };

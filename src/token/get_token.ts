@@ -62,7 +62,7 @@ export interface TokenDeps {
   policy: FreshnessPolicy;
   /** One-line warnings and status for the user (stderr). */
   warn: (line: string) => void;
-  interactivity: () => Interactivity;
+  interactivity: () => Interactivity | Promise<Interactivity>;
   /** One refresh-grant attempt; throws AuthError / NetworkError (retryable or not). */
   refresh: (refreshToken: string) => Promise<Grant>;
   /** A whole browser login; throws LoginFailedError. */
@@ -184,17 +184,25 @@ async function loginOrFail(
     if (now - last.at < d.cooldownMs) {
       const left = Math.ceil((d.cooldownMs - (now - last.at)) / 1000);
       throw new LoginRequiredError(
-        `A browser sign-in ${how} ${Math.round((now - last.at) / 1000)} s ago, so none is opened for another ${left} s; run \`agent-runner-auth login\``,
+        `A browser sign-in ${how} ${
+          Math.round((now - last.at) / 1000)
+        } s ago, so none is opened for another ${left} s; run \`agent-runner-auth login\``,
       );
     }
   }
-  const inter = d.interactivity();
+  const inter = await d.interactivity();
   if (!inter.interactive) {
     if (fallback) {
-      d.warn(`${why} for long enough (${inter.reason}); printing the current token, ${validFor(fallback, now)}; run \`agent-runner-auth login\``);
+      d.warn(
+        `${why} for long enough (${inter.reason}); printing the current token, ${
+          validFor(fallback, now)
+        }; run \`agent-runner-auth login\``,
+      );
       return fallback.token;
     }
-    throw new LoginRequiredError(`${why}, and cannot sign in here: ${inter.reason}; run \`agent-runner-auth login\``);
+    throw new LoginRequiredError(
+      `${why}, and cannot sign in here: ${inter.reason}; run \`agent-runner-auth login\``,
+    );
   }
   await d.writeLoginState({ status: "in_progress", pid: d.pid, at: d.now() });
   let grant: Grant;
@@ -202,7 +210,11 @@ async function loginOrFail(
     grant = await d.login(inter);
   } catch (error) {
     const abandoned = error instanceof AppError && /timed out/i.test(error.message);
-    await d.writeLoginState({ status: abandoned ? "abandoned" : "failed", pid: d.pid, at: d.now() });
+    await d.writeLoginState({
+      status: abandoned ? "abandoned" : "failed",
+      pid: d.pid,
+      at: d.now(),
+    });
     throw error;
   }
   await save(d, grant);
@@ -240,7 +252,9 @@ async function refreshWithRetry(d: TokenDeps, token: string, hasFallback: boolea
 }
 
 /** Reads and decodes both items; unreadable items are reported and treated as absent. */
-export async function readStored(d: Pick<TokenDeps, "store" | "items" | "now" | "warn">): Promise<Stored> {
+export async function readStored(
+  d: Pick<TokenDeps, "store" | "items" | "now" | "warn">,
+): Promise<Stored> {
   const accessRaw = await d.store.get(d.items.access);
   let access: AccessRecord | null = null;
   if (accessRaw !== null) {

@@ -1,0 +1,273 @@
+/**
+ * End-to-end world for subprocess tests: a private Secret Service, the Cognito-compatible
+ * server, a throwaway HOME and config dir, and the real CLI run from source with exactly the
+ * flags of `deno task cli` (read from deno.json, so the tests cannot drift from it).
+ *
+ * @module
+ */
+
+import denoJson from "../deno.json" with { type: "json" };
+import {
+  type CognitoServer,
+  type CognitoServerOptions,
+  startCognitoServer,
+} from "./cognito_server.ts";
+import {
+  type SecretServiceFixture,
+  secretServiceTestOptions,
+  secretTool,
+  startSecretService,
+} from "./fixtures/secret_service.ts";
+import { SCHEMA_NAME } from "../ffi/linux/libsecret.ts";
+
+/** Repository root, no trailing slash. */
+export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/**
+ * `deno task cli`'s command with the config and entry point made absolute, so the CLI can run
+ * from any cwd (Claude Code runs the helper in the session's cwd).
+ */
+export function cliArgv(): string[] {
+  const words = denoJson.tasks.cli.command.split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "run") throw new Error("tasks.cli must be `deno run …`");
+  const rest = words.slice(2).map((w) => (w === "src/main.ts" ? `${ROOT}/src/main.ts` : w));
+  return ["run", "--config", `${ROOT}/deno.json`, ...rest];
+}
+
+/** Output of one CLI run. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Options for a {@linkcode World}. */
+export interface WorldOptions {
+  server?: CognitoServerOptions;
+  /** Redirect URI registered at the server and written to config (default: a free port). */
+  redirectUri?: string;
+  /** Extra env for every CLI run. */
+  env?: Record<string, string>;
+}
+
+/** A private world; always `close()` it. */
+export class World {
+  readonly server: CognitoServer;
+  readonly keyring: SecretServiceFixture;
+  readonly dir: string;
+  readonly configDir: string;
+  readonly redirectUri: string;
+  readonly browserLog: string;
+  extraEnv: Record<string, string>;
+
+  private constructor(
+    server: CognitoServer,
+    keyring: SecretServiceFixture,
+    dir: string,
+    redirectUri: string,
+    env: Record<string, string>,
+  ) {
+    this.server = server;
+    this.keyring = keyring;
+    this.dir = dir;
+    this.configDir = `${dir}/config`;
+    this.redirectUri = redirectUri;
+    this.browserLog = `${dir}/browser.log`;
+    this.extraEnv = env;
+  }
+
+  /** Starts the server and a private Secret Service, and writes a config pointing at them. */
+  static async create(options: WorldOptions = {}): Promise<World> {
+    const dir = await Deno.makeTempDir({ prefix: "ara-e2e-" });
+    const redirectUri = options.redirectUri ?? `http://127.0.0.1:${freePort()}/callback`;
+    const server = await startCognitoServer({
+      ...options.server,
+      clients: [{ clientId: "test-client", redirectUris: [redirectUri] }],
+    });
+    let keyring: SecretServiceFixture;
+    try {
+      keyring = await startSecretService();
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+    const world = new World(server, keyring, dir, redirectUri, options.env ?? {});
+    await Deno.mkdir(world.configDir, { recursive: true, mode: 0o700 });
+    await world.writeConfig();
+    return world;
+  }
+
+  /** Writes config.json (merged with `overrides`). */
+  async writeConfig(overrides: Record<string, unknown> = {}): Promise<void> {
+    const config = {
+      tenant_url: "https://acme.proxy.example.com",
+      auth_domain: this.server.url,
+      client_id: "test-client",
+      scope: "openid email profile proxy/invoke",
+      redirect_uri: this.redirectUri,
+      ...overrides,
+    };
+    await Deno.writeTextFile(`${this.configDir}/config.json`, JSON.stringify(config, null, 2));
+  }
+
+  /** The CLI's environment: nothing inherited but PATH and the Deno cache. */
+  env(extra: Record<string, string> = {}): Record<string, string> {
+    const home = Deno.env.get("HOME") ?? "/root";
+    return {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`,
+      NO_COLOR: "1",
+      ...this.keyring.env,
+      HOME: this.dir,
+      AGENT_RUNNER_CONFIG_DIR: this.configDir,
+      AGENT_RUNNER_HTTP_TIMEOUT_MS: "2000",
+      AGENT_RUNNER_LOGIN_TIMEOUT_MS: "20000",
+      AGENT_RUNNER_LOCK_TIMEOUT_MS: "30000",
+      ...this.extraEnv,
+      ...extra,
+    };
+  }
+
+  /** Runs the CLI with pipes on every stream (as Claude Code does) and a kill timer. */
+  async run(
+    args: string[],
+    extra: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ): Promise<RunResult> {
+    const started = performance.now();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [...cliArgv(), ...args],
+      cwd: this.dir,
+      env: this.env(extra),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    try {
+      const out = await child.output();
+      return {
+        code: out.code,
+        stdout: new TextDecoder().decode(out.stdout),
+        stderr: new TextDecoder().decode(out.stderr),
+        ms: performance.now() - started,
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Runs the CLI the way Claude Code's TUI does: in a session with a pseudo-terminal (util-linux
+   * `script`), yet with stdin, stdout and stderr redirected to files, so only /dev/tty is a
+   * terminal. `$BROWSER` is the test browser.
+   */
+  async runInTerminal(
+    args: string[],
+    extra: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ): Promise<RunResult> {
+    const id = crypto.randomUUID().slice(0, 8);
+    const out = `${this.dir}/out-${id}`;
+    const err = `${this.dir}/err-${id}`;
+    const argv = [Deno.execPath(), ...cliArgv(), ...args].map(shellQuote).join(" ");
+    const started = performance.now();
+    const child = new Deno.Command("script", {
+      args: [
+        "-qec",
+        `${argv} </dev/null >${shellQuote(out)} 2>${shellQuote(err)}; echo $? >${
+          shellQuote(out)
+        }.rc`,
+        "/dev/null",
+      ],
+      cwd: this.dir,
+      env: this.env({
+        BROWSER: `${ROOT}/test/browser`,
+        TEST_BROWSER_LOG: this.browserLog,
+        ...extra,
+      }),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    try {
+      await child.status;
+      const rc = Number((await Deno.readTextFile(`${out}.rc`).catch(() => "-1")).trim());
+      return {
+        code: rc,
+        stdout: await Deno.readTextFile(out).catch(() => ""),
+        stderr: await Deno.readTextFile(err).catch(() => ""),
+        ms: performance.now() - started,
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** How many times the test browser was launched. */
+  async browserLaunches(): Promise<number> {
+    const text = await Deno.readTextFile(this.browserLog).catch(() => "");
+    return text.split("\n").filter((l) => l.trim() !== "").length;
+  }
+
+  /** Reads a store item through the standard `secret-tool`, as a user could; `null` if absent. */
+  async secretTool(account: string): Promise<string | null> {
+    const r = await secretTool(this.keyring.env, [
+      "lookup",
+      "service",
+      "agent-runner-auth",
+      "account",
+      account,
+    ]);
+    return r.code === 0 ? r.stdout : null;
+  }
+
+  /** Plants an item the way the CLI stores it (same schema and attributes), via `secret-tool`. */
+  async storeItem(account: string, value: string): Promise<void> {
+    const r = await secretTool(
+      this.keyring.env,
+      [
+        "store",
+        "--label",
+        `test: ${account}`,
+        "xdg:schema",
+        SCHEMA_NAME,
+        "service",
+        "agent-runner-auth",
+        "account",
+        account,
+      ],
+      value,
+    );
+    if (r.code !== 0) throw new Error(`secret-tool store failed: ${r.stderr}`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.server.close(), this.keyring.stop()]);
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * A test that needs the private Secret Service: skipped loudly where it cannot run, a failure
+ * instead under `AGENT_RUNNER_REQUIRE_SECRET_SERVICE=1` (set by `.ci/run`).
+ */
+export function secretServiceTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ...secretServiceTestOptions(), fn });
+}
+
+/** A free loopback TCP port (bound, read, released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
