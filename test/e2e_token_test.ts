@@ -205,7 +205,7 @@ secretServiceTest("e2e: invalid_grant -> tokens cleared, exit 1 when non-interac
     assertFailure(
       r,
       1,
-      /The sign-in session expired or was revoked, and cannot sign in here: .*agent-runner-auth login/,
+      /The sign-in session expired or was revoked \(stored tokens removed\), and cannot sign in here: .*agent-runner-auth login/,
     );
     assert.equal(await world.secretTool(ACCESS), null);
     assert.equal(await world.secretTool(REFRESH), null);

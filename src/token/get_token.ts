@@ -33,7 +33,7 @@ import {
 import type { LockFile } from "../lock/lock.ts";
 import type { TokenStore } from "../store/store.ts";
 import type { Interactivity } from "../term/interactive.ts";
-import { classify, type Decision, type FreshnessPolicy, type Stored } from "./classify.ts";
+import { classify, type Decision, type FreshnessPolicy, isFresh, type Stored } from "./classify.ts";
 import { type LoginState, readLoginState } from "./login_state.ts";
 import {
   type AccessRecord,
@@ -80,8 +80,9 @@ export const MAX_RETRY_WAIT_MS = 5000;
 
 /** Returns the access token to print. Throws an {@linkcode AppError} otherwise. */
 export async function getToken(d: TokenDeps): Promise<string> {
-  const first = classify(await readStored(d), d.now(), d.policy);
-  if (first.kind === "cached") return first.access.token;
+  // The cached path reads one item: the refresh token is only needed when this one is stale.
+  const access = await readAccess(d);
+  if (access && isFresh(access, d.now(), d.policy)) return access.token;
 
   const lockFile = await d.lock();
   const waitStart = d.now();
@@ -132,14 +133,14 @@ async function underLock(d: TokenDeps, waited: boolean, waitStart: number): Prom
         if (current && current.token !== decision.refresh.token) continue; // rotated meanwhile
         await d.store.delete(d.items.refresh);
         await d.store.delete(d.items.access);
-        d.warn("The sign-in session expired or was revoked; removed the stored tokens");
+        // No separate warning: a failing helper's stderr must stay one line (SPEC.md §1.1).
         return await loginOrFail(
           d,
           { access: null, refresh: null },
           null,
           waited,
           waitStart,
-          "The sign-in session expired or was revoked",
+          "The sign-in session expired or was revoked (stored tokens removed)",
         );
       }
       if (decision.fallback && !(error instanceof StoreError)) {
@@ -255,14 +256,16 @@ async function refreshWithRetry(d: TokenDeps, token: string, hasFallback: boolea
 export async function readStored(
   d: Pick<TokenDeps, "store" | "items" | "now" | "warn">,
 ): Promise<Stored> {
-  const accessRaw = await d.store.get(d.items.access);
-  let access: AccessRecord | null = null;
-  if (accessRaw !== null) {
-    const decoded = decodeAccess(accessRaw, d.now());
-    if (decoded.ok) access = decoded.record;
-    else d.warn(`Ignoring the unreadable item ${d.items.access} (${decoded.reason})`);
-  }
-  return { access, refresh: await readRefresh(d) };
+  return { access: await readAccess(d), refresh: await readRefresh(d) };
+}
+
+async function readAccess(d: Pick<TokenDeps, "store" | "items" | "now" | "warn">) {
+  const raw = await d.store.get(d.items.access);
+  if (raw === null) return null;
+  const decoded = decodeAccess(raw, d.now());
+  if (decoded.ok) return decoded.record;
+  d.warn(`Ignoring the unreadable item ${d.items.access} (${decoded.reason})`);
+  return null;
 }
 
 async function readRefresh(d: Pick<TokenDeps, "store" | "items" | "warn">) {
