@@ -1,21 +1,34 @@
 /**
  * Entry point, and the only file that calls `Deno.exit` (STYLE.md §1).
  *
- * `token` is dispatched straight from `Deno.args` so the cached path never loads `node:util`
- * or any npm package (SPEC.md §8); every other verb goes through the lazily imported parser.
- * The explicit exit also ends the process when a timed-out keychain call is still pending on
- * an FFI thread (research deno-ffi.md §0.6).
+ * `token` (with at most `--profile NAME`) is dispatched straight from `Deno.args` so the
+ * cached path never loads `node:util` or any npm package (SPEC.md §8); every other command
+ * line goes through the lazily imported parser. Failures are reported as one stderr line and
+ * appended to the log file. The explicit exit also ends the process when a timed-out keychain
+ * call is still pending on an FFI thread (research deno-ffi.md §0.6).
  *
  * @module
  */
 
-import { exitCodeFor } from "./errors.ts";
+import { AppError, exitCodeFor } from "./errors.ts";
 import { stderrLine } from "./cli/output.ts";
 
+/** `["token"]`, `["token", "--profile", "x"]`, `["token", "--profile=x"]` → the profile flag. */
+function fastTokenArgs(args: string[]): { profile?: string } | null {
+  if (args[0] !== "token") return null;
+  if (args.length === 1) return {};
+  if (args.length === 3 && args[1] === "--profile") return { profile: args[2] };
+  if (args.length === 2 && args[1].startsWith("--profile=")) {
+    return { profile: args[1].slice("--profile=".length) };
+  }
+  return null;
+}
+
 async function main(args: string[]): Promise<number> {
-  if (args.length === 1 && args[0] === "token") {
+  const fast = fastTokenArgs(args);
+  if (fast) {
     const { runToken } = await import("./cli/token.ts");
-    return await runToken();
+    return await runToken(fast.profile);
   }
   const { runCli } = await import("./cli/dispatch.ts");
   return await runCli(args);
@@ -25,10 +38,26 @@ let code: number;
 try {
   code = await main(Deno.args);
 } catch (error) {
-  stderrLine(error instanceof Error ? error.message : String(error));
-  if (Deno.env.get("AGENT_RUNNER_LOG") === "debug" && error instanceof Error && error.stack) {
-    console.error(error.stack);
-  }
+  const message = error instanceof AppError
+    ? error.message
+    : `Internal error (please report it): ${
+      error instanceof Error ? error.message : String(error)
+    }`;
+  stderrLine(message);
   code = exitCodeFor(error);
+  try {
+    const [{ appendLog, debugEnabled, redact }, { resolvePaths }] = await Promise.all([
+      import("./log.ts"),
+      import("./config/paths.ts"),
+    ]);
+    if (debugEnabled() && error instanceof Error && error.stack) console.error(redact(error.stack));
+    const verb = Deno.args[0] ?? "";
+    const profile = Deno.env.get("AGENT_RUNNER_PROFILE") ||
+      Deno.args.find((_a, i) => Deno.args[i - 1] === "--profile") ||
+      Deno.args.find((a) => a.startsWith("--profile="))?.slice(10) || "default";
+    appendLog(resolvePaths().log, `${verb} [${profile}] exit ${code}: ${message}`);
+  } catch {
+    // no HOME, no log: the stderr line above is all we can do
+  }
 }
 Deno.exit(code);

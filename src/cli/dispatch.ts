@@ -33,9 +33,11 @@ Verbs:
   token     Print a valid access token on stdout (cached, refreshed, or after a browser sign-in)
   login     Sign in through the browser and save the tenant's settings
 
-Flags:
-  -h, --help     Show help (also after a verb: agent-runner-auth login --help)
-  -V, --version  Print the version
+Flags (every verb):
+  --profile NAME  Use the tenant NAME (or set AGENT_RUNNER_PROFILE); default: the top level of config.json
+  -v, --verbose   Redacted debug trace on stderr (same as AGENT_RUNNER_LOG=debug)
+  -h, --help      Show help (also after a verb: agent-runner-auth login --help)
+  -V, --version   Print the version
 
 Exit codes: 0 ok, 1 not signed in, 2 usage, 3 config, 4 token store, 5 network,
             6 rejected by the auth server, 7 lock timeout, 8 sign-in failed, 70 internal.`;
@@ -63,6 +65,7 @@ export async function runCli(args: string[]): Promise<number> {
   }
   const verb = await load();
   const values = parseVerbArgs(verb, rest);
+  if (values.verbose) Deno.env.set("AGENT_RUNNER_LOG", "debug");
   if (values.help) {
     stderrText(`${verb.summary}\n\n${verb.usage}`);
     return 0;
@@ -75,7 +78,12 @@ export function parseVerbArgs(
   verb: Verb,
   args: string[],
 ): Record<string, string | boolean | undefined> {
-  const options = { ...verb.options, help: { type: "boolean" as const, short: "h" } };
+  const options = {
+    ...verb.options,
+    help: { type: "boolean" as const, short: "h" },
+    profile: { type: "string" as const },
+    verbose: { type: "boolean" as const, short: "v" },
+  };
   try {
     const { values, positionals } = parseArgs({
       args,

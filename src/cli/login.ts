@@ -17,17 +17,15 @@ import {
   mergeConfig,
   writeConfig,
 } from "../config/config.ts";
-import { resolvePaths } from "../config/paths.ts";
-import { readTunables } from "../config/tunables.ts";
 import { AppError, ConfigError, UsageError } from "../errors.ts";
 import { openLockFile } from "../lock/open.ts";
 import { browserLogin } from "../oauth/login.ts";
 import { openStore } from "../store/select.ts";
-import { ACCESS_ITEM, REFRESH_ITEM } from "../store/store.ts";
 import { detectInteractivity } from "../term/interactive.ts";
 import { save } from "../token/get_token.ts";
 import { writeLoginState } from "../token/login_state.ts";
 import type { Verb } from "./dispatch.ts";
+import { makeContext } from "./context.ts";
 import { makeSay, stderrLine } from "./output.ts";
 
 const FLAG_FOR_FIELD: Record<string, string> = {
@@ -46,6 +44,7 @@ export const loginVerb: Verb = {
                               [--scope "S ..."] [--redirect-uri URI] [--no-browser]
 
 Flags:
+  --profile NAME       Sign in to (and save) the tenant NAME instead of the default one
   --tenant-url URL     The tenant's proxy URL (https://acme.proxy.example.com)
   --auth-domain HOST   Cognito hosted-UI domain, a host or URL (auth.example.com)
   --client-id ID       The public app client's id
@@ -72,8 +71,8 @@ Examples:
 };
 
 async function runLogin(values: Record<string, string | boolean | undefined>): Promise<number> {
-  const paths = resolvePaths();
-  const tunables = readTunables();
+  const ctx = makeContext(values.profile as string | undefined);
+  const { paths, tunables } = ctx;
   const existing = loadConfigObject(paths.config); // not JSON: refused, never overwritten
   const updates = {
     tenant_url: values["tenant-url"] as string | undefined,
@@ -84,9 +83,10 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   };
   let loaded: LoadedConfig;
   try {
-    loaded = mergeConfig(existing, updates, paths.config);
+    loaded = mergeConfig(existing, updates, paths.config, ctx.profile);
   } catch (error) {
-    const missing = error instanceof ConfigError && /field "(\w+)" is missing/.exec(error.message);
+    const missing = error instanceof ConfigError &&
+      /field "(?:profiles\.[\w-]+\.)?(\w+)" is missing/.exec(error.message);
     if (missing && FLAG_FOR_FIELD[missing[1]]) {
       throw new UsageError(
         `login: ${FLAG_FOR_FIELD[missing[1]]} is required (${paths.config} has no ${missing[1]})`,
@@ -102,12 +102,12 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   const say = makeSay(inter.terminal);
 
   await ensurePrivateDir(paths.dir);
-  const held = await (await openLockFile(paths.lock)).acquire({
+  const held = await (await openLockFile(ctx.files.lock)).acquire({
     timeoutMs: tunables.lockTimeoutMs,
     onWait: () => stderrLine("Waiting for another agent-runner-auth to finish…"),
   });
   try {
-    await writeLoginState(paths.loginState, {
+    await writeLoginState(ctx.files.loginState, {
       status: "in_progress",
       pid: Deno.pid,
       at: Date.now(),
@@ -124,18 +124,24 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
       });
     } catch (error) {
       const abandoned = error instanceof AppError && /timed out/i.test(error.message);
-      await writeLoginState(paths.loginState, {
+      await writeLoginState(ctx.files.loginState, {
         status: abandoned ? "abandoned" : "failed",
         pid: Deno.pid,
         at: Date.now(),
       });
       throw error;
     }
-    await save({ store, items: { access: ACCESS_ITEM, refresh: REFRESH_ITEM } }, grant);
-    if (grant.issuer && !loaded.raw.issuer) loaded.raw.issuer = grant.issuer;
-    if (!loaded.raw.store || loaded.raw.store === "auto") loaded.raw.store = store.backend;
+    await save({ store, items: ctx.items }, grant);
+    if (grant.issuer && !loaded.section.issuer) loaded.section.issuer = grant.issuer;
+    if (!loaded.section.store || loaded.section.store === "auto") {
+      loaded.section.store = store.backend;
+    }
     await writeConfig(loaded);
-    await writeLoginState(paths.loginState, { status: "succeeded", pid: Deno.pid, at: Date.now() });
+    await writeLoginState(ctx.files.loginState, {
+      status: "succeeded",
+      pid: Deno.pid,
+      at: Date.now(),
+    });
 
     const who = grant.access.user?.email ?? grant.access.user?.username ?? "you";
     const until = new Date(grant.access.expiresAt).toLocaleTimeString();

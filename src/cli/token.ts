@@ -2,46 +2,48 @@
  * `agent-runner-auth token`: wires the real dependencies into the use case and prints.
  *
  * The cached path imports nothing but Deno APIs: config parsing, the store, the pure state
- * machine. The lock (libc FFI), oauth4webapi and the login flow are imported only when the
- * cache cannot answer (SPEC.md §8).
+ * machine. The lock (libc FFI), oauth4webapi, the login flow and the log are imported only
+ * when the cache cannot answer (SPEC.md §8).
  *
  * @module
  */
 
-import { requireConfig } from "../config/config.ts";
-import { resolvePaths } from "../config/paths.ts";
-import { readTunables } from "../config/tunables.ts";
+import { ensurePrivateDir, requireConfig } from "../config/config.ts";
+import { appendLog } from "../log.ts";
 import { openStore } from "../store/select.ts";
-import { ACCESS_ITEM, REFRESH_ITEM } from "../store/store.ts";
 import { policyFromEnv } from "../token/classify.ts";
 import { getToken } from "../token/get_token.ts";
 import { writeLoginState } from "../token/login_state.ts";
+import { makeContext } from "./context.ts";
 import { makeSay, printToken, stderrLine } from "./output.ts";
 
 /** Runs `token`; returns the exit code (0) or throws an AppError. */
-export async function runToken(): Promise<number> {
-  const paths = resolvePaths();
-  const loaded = requireConfig(paths.config);
-  const tunables = readTunables();
+export async function runToken(profileFlag?: string): Promise<number> {
+  const ctx = makeContext(profileFlag);
+  const { paths, tunables } = ctx;
+  const loaded = requireConfig(paths.config, ctx.profile);
+  const warn = (line: string) => {
+    stderrLine(line);
+    appendLog(paths.log, `token [${ctx.profile}] warning: ${line}`);
+  };
   const { policy, warning } = policyFromEnv(Deno.env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS"));
-  if (warning) stderrLine(warning);
+  if (warning) warn(warning);
   const store = await openStore(loaded);
 
   const token = await getToken({
     store,
-    items: { access: ACCESS_ITEM, refresh: REFRESH_ITEM },
+    items: ctx.items,
     lock: async () => {
       const { openLockFile } = await import("../lock/open.ts");
-      const { ensurePrivateDir } = await import("../config/config.ts");
       await ensurePrivateDir(paths.dir);
-      return openLockFile(paths.lock);
+      return openLockFile(ctx.files.lock);
     },
-    loginStatePath: paths.loginState,
-    writeLoginState: (state) => writeLoginState(paths.loginState, state),
+    loginStatePath: ctx.files.loginState,
+    writeLoginState: (state) => writeLoginState(ctx.files.loginState, state),
     now: Date.now,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     policy,
-    warn: stderrLine,
+    warn,
     interactivity: async () => (await import("../term/interactive.ts")).detectInteractivity(),
     refresh: async (refreshToken) => {
       const { refreshGrant } = await import("../oauth/client.ts");

@@ -33,12 +33,22 @@ export interface Config {
 /** A validated config plus what was derived from it. */
 export interface LoadedConfig {
   path: string;
+  /** The profile these settings belong to ({@linkcode DEFAULT_PROFILE}: the top level). */
+  profile: string;
   /** The whole parsed object, unknown fields included, in file order. */
   raw: Record<string, unknown>;
+  /** The object holding this profile's fields: `raw` itself, or `raw.profiles[profile]`. */
+  section: Record<string, unknown>;
   config: Config;
   /** Origin (plus optional path) of the auth domain, no trailing slash. */
   authBase: URL;
 }
+
+/**
+ * The profile whose fields sit at the top level of the file, exactly as SPEC.md §3 shows them.
+ * Other profiles live under `"profiles": {"<name>": {…same fields…}}`.
+ */
+export const DEFAULT_PROFILE = "default";
 
 /** Scope used when neither the file nor `--scope` gives one. */
 export const DEFAULT_SCOPE = "openid email profile";
@@ -74,25 +84,37 @@ export function isLoopbackHost(hostname: string): boolean {
  * Reads and validates the config file. `null` when the file does not exist.
  * Needs `--allow-read`.
  */
-export function loadConfig(path: string): LoadedConfig | null {
+export function loadConfig(path: string, profile = DEFAULT_PROFILE): LoadedConfig | null {
   const raw = loadConfigObject(path);
-  return raw === null ? null : validateConfig(raw, path);
+  return raw === null ? null : validateConfig(raw, path, profile);
 }
 
 /** Like {@linkcode loadConfig} but a missing file is an error that says how to create it. */
-export function requireConfig(path: string): LoadedConfig {
-  const loaded = loadConfig(path);
+export function requireConfig(path: string, profile = DEFAULT_PROFILE): LoadedConfig {
+  const loaded = loadConfig(path, profile);
   if (!loaded) {
+    const flag = profile === DEFAULT_PROFILE ? "" : ` --profile ${profile}`;
     throw new ConfigError(
-      `Not configured: ${path} does not exist; run \`agent-runner-auth login --tenant-url URL --auth-domain HOST --client-id ID\``,
+      `Not configured: ${path} does not exist; run \`agent-runner-auth login${flag} --tenant-url URL --auth-domain HOST --client-id ID\``,
     );
   }
   return loaded;
 }
 
+/** Names of every profile in the file: the default (when its fields are there) and `profiles.*`. */
+export function profileNames(raw: Record<string, unknown>): string[] {
+  const names: string[] = [];
+  if (raw.client_id !== undefined || raw.auth_domain !== undefined) names.push(DEFAULT_PROFILE);
+  const profiles = raw.profiles;
+  if (typeof profiles === "object" && profiles !== null && !Array.isArray(profiles)) {
+    for (const name of Object.keys(profiles)) if (name !== DEFAULT_PROFILE) names.push(name);
+  }
+  return names;
+}
+
 /** Parses config text; every error names `path`, and the line or field at fault. */
-export function parseConfig(text: string, path: string): LoadedConfig {
-  return validateConfig(parseConfigObject(text, path), path);
+export function parseConfig(text: string, path: string, profile = DEFAULT_PROFILE): LoadedConfig {
+  return validateConfig(parseConfigObject(text, path), path, profile);
 }
 
 /**
@@ -130,11 +152,17 @@ export function parseConfigObject(text: string, path: string): Record<string, un
 }
 
 /** Validates an already parsed object; see {@linkcode parseConfig}. */
-export function validateConfig(raw: Record<string, unknown>, path: string): LoadedConfig {
+export function validateConfig(
+  raw: Record<string, unknown>,
+  path: string,
+  profile = DEFAULT_PROFILE,
+): LoadedConfig {
+  const section = profileSection(raw, path, profile, false);
+  const prefix = profile === DEFAULT_PROFILE ? "" : `profiles.${profile}.`;
   const field = (name: string, problem: string) =>
-    new ConfigError(`${path}: field "${name}" ${problem}`);
+    new ConfigError(`${path}: field "${prefix}${name}" ${problem}`);
   const str = (name: string, required: boolean): string | undefined => {
-    const v = raw[name];
+    const v = section[name];
     if (v === undefined || v === null) {
       if (required) throw field(name, "is missing");
       return undefined;
@@ -182,7 +210,7 @@ export function validateConfig(raw: Record<string, unknown>, path: string): Load
   if (redirectUri !== undefined) config.redirect_uri = redirectUri;
   if (issuer !== undefined) config.issuer = issuer;
   if (store !== undefined) config.store = store;
-  return { path, raw, config, authBase };
+  return { path, profile, raw, section, config, authBase };
 }
 
 /** Why `uri` cannot be a loopback redirect URI (RFC 8252 §7.3), or `null` when it can. */
@@ -259,12 +287,49 @@ export function mergeConfig(
   existing: Record<string, unknown> | null,
   updates: Partial<Config>,
   path: string,
+  profile = DEFAULT_PROFILE,
 ): LoadedConfig {
-  const raw: Record<string, unknown> = { ...(existing ?? {}) };
+  const raw: Record<string, unknown> = structuredClone(existing ?? {});
+  const section = profileSection(raw, path, profile, true);
   for (const [key, value] of Object.entries(updates)) {
-    if (value !== undefined) raw[key] = value;
+    if (value !== undefined) section[key] = value;
   }
-  return validateConfig(raw, path);
+  return validateConfig(raw, path, profile);
+}
+
+/**
+ * The object holding `profile`'s fields inside `raw`; with `create`, an empty one is added
+ * under `profiles` when missing (`login --profile NEW`).
+ */
+function profileSection(
+  raw: Record<string, unknown>,
+  path: string,
+  profile: string,
+  create: boolean,
+): Record<string, unknown> {
+  if (profile === DEFAULT_PROFILE) return raw;
+  let profiles = raw.profiles;
+  if (profiles === undefined && create) profiles = raw.profiles = {};
+  if (typeof profiles !== "object" || profiles === null || Array.isArray(profiles)) {
+    if (profiles === undefined) {
+      throw new ConfigError(
+        `${path}: there is no profile "${profile}"; run \`agent-runner-auth login --profile ${profile} …\``,
+      );
+    }
+    throw new ConfigError(`${path}: field "profiles" must be an object`);
+  }
+  const map = profiles as Record<string, unknown>;
+  if (map[profile] === undefined && create) map[profile] = {};
+  const section = map[profile];
+  if (section === undefined) {
+    throw new ConfigError(
+      `${path}: there is no profile "${profile}"; run \`agent-runner-auth login --profile ${profile} …\``,
+    );
+  }
+  if (typeof section !== "object" || section === null || Array.isArray(section)) {
+    throw new ConfigError(`${path}: field "profiles.${profile}" must be an object`);
+  }
+  return section as Record<string, unknown>;
 }
 
 /**

@@ -26,18 +26,43 @@ export interface Paths {
   lock: string;
   /** Outcome of the last browser login, for waiters and the abandoned-login cooldown. */
   loginState: string;
+  /**
+   * The failure log (`doctor` and `status` point to it, since Claude Code may hide stderr):
+   * `$XDG_STATE_HOME/agent-runner` (`~/.local/state/agent-runner`), `%LOCALAPPDATA%` on
+   * Windows, or the `AGENT_RUNNER_CONFIG_DIR` override.
+   */
+  log: string;
 }
 
 /** Resolves {@linkcode Paths} from the environment. */
 export function resolvePaths(env: Env = Deno.env, os: typeof Deno.build.os = Deno.build.os): Paths {
   const sep = os === "windows" ? "\\" : "/";
-  const dir = nonEmpty(env.get("AGENT_RUNNER_CONFIG_DIR")) ?? defaultDir(env, os, sep);
+  const override = nonEmpty(env.get("AGENT_RUNNER_CONFIG_DIR"));
+  const dir = override ?? defaultDir(env, os, sep);
+  const stateDir = override ?? defaultStateDir(env, os, sep);
   return {
     dir,
     config: `${dir}${sep}config.json`,
     lock: `${dir}${sep}lock`,
     loginState: `${dir}${sep}login-state.json`,
+    log: `${stateDir}${sep}agent-runner-auth.log`,
   };
+}
+
+function defaultStateDir(env: Env, os: typeof Deno.build.os, sep: string): string {
+  if (os === "windows") {
+    const local = nonEmpty(env.get("LOCALAPPDATA")) ?? nonEmpty(env.get("APPDATA"));
+    if (local) return `${local}${sep}agent-runner`;
+  }
+  const xdg = nonEmpty(env.get("XDG_STATE_HOME"));
+  if (xdg && os !== "windows") return `${xdg}${sep}agent-runner`;
+  const home = nonEmpty(env.get("HOME")) ?? nonEmpty(env.get("USERPROFILE"));
+  if (!home) {
+    throw new ConfigError(
+      "Cannot find the state directory: HOME is not set (set HOME or AGENT_RUNNER_CONFIG_DIR)",
+    );
+  }
+  return `${home}${sep}.local${sep}state${sep}agent-runner`;
 }
 
 function defaultDir(env: Env, os: typeof Deno.build.os, sep: string): string {

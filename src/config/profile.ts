@@ -1,0 +1,54 @@
+/**
+ * Profiles: several tenants side by side (issue 4). The default profile uses exactly the item
+ * names, lock and files of SPEC.md §3–4, so a single-tenant user never sees the concept; any
+ * other profile NAME suffixes them with `@NAME`:
+ *
+ *     items   agent-runner-access-token@NAME, agent-runner-refresh-token@NAME
+ *     lock    <config dir>/lock@NAME          (a login in one tenant never blocks another)
+ *     state   <config dir>/login-state@NAME.json
+ *
+ * No imports beyond config types: this is on the cached `token` path.
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import { DEFAULT_PROFILE } from "./config.ts";
+import type { Env, Paths } from "./paths.ts";
+import { ACCESS_ITEM, REFRESH_ITEM } from "../store/store.ts";
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/**
+ * The profile to use: `--profile` wins over `AGENT_RUNNER_PROFILE`; neither means the default.
+ * A malformed name is a usage error naming where it came from.
+ */
+export function selectProfile(flag: string | undefined, env: Env = Deno.env): string {
+  const fromEnv = env.get("AGENT_RUNNER_PROFILE");
+  const [name, source] = flag !== undefined
+    ? [flag, "--profile"]
+    : fromEnv
+    ? [fromEnv, "AGENT_RUNNER_PROFILE"]
+    : [DEFAULT_PROFILE, ""];
+  if (!NAME.test(name)) {
+    throw new UsageError(
+      `${source}: "${name}" is not a profile name (lowercase letters, digits, "-" and "_", up to 32)`,
+    );
+  }
+  return name;
+}
+
+/** Keychain item names of a profile. */
+export function profileItems(profile: string): { access: string; refresh: string } {
+  const suffix = profile === DEFAULT_PROFILE ? "" : `@${profile}`;
+  return { access: ACCESS_ITEM + suffix, refresh: REFRESH_ITEM + suffix };
+}
+
+/** Lock and login-state files of a profile. */
+export function profileFiles(paths: Paths, profile: string): { lock: string; loginState: string } {
+  if (profile === DEFAULT_PROFILE) return { lock: paths.lock, loginState: paths.loginState };
+  return {
+    lock: `${paths.lock}@${profile}`,
+    loginState: paths.loginState.replace(/\.json$/, `@${profile}.json`),
+  };
+}
