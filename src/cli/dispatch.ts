@@ -22,6 +22,9 @@ export interface Verb {
 const VERBS: Record<string, () => Promise<Verb>> = {
   token: async () => (await import("./token_verb.ts")).tokenVerb,
   login: async () => (await import("./login.ts")).loginVerb,
+  status: async () => (await import("./status.ts")).statusVerb,
+  logout: async () => (await import("./logout.ts")).logoutVerb,
+  refresh: async () => (await import("./refresh.ts")).refreshVerb,
 };
 
 const GLOBAL_HELP =
@@ -32,6 +35,9 @@ Usage: agent-runner-auth <verb> [flags]
 Verbs:
   token     Print a valid access token on stdout (cached, refreshed, or after a browser sign-in)
   login     Sign in through the browser and save the tenant's settings
+  status    Who is signed in, until when, and where the tokens are (--json)
+  refresh   Refresh the access token now, never opening a browser (--force)
+  logout    Revoke the session at the auth server and delete local tokens (--all)
 
 Flags (every verb):
   --profile NAME  Use the tenant NAME (or set AGENT_RUNNER_PROFILE); default: the top level of config.json

@@ -8,29 +8,46 @@
  * @module
  */
 
-import { ensurePrivateDir, requireConfig } from "../config/config.ts";
+import { ensurePrivateDir, type LoadedConfig, requireConfig } from "../config/config.ts";
 import { appendLog } from "../log.ts";
 import { openStore } from "../store/select.ts";
-import { policyFromEnv } from "../token/classify.ts";
-import { getToken } from "../token/get_token.ts";
+import type { TokenStore } from "../store/store.ts";
+import { type FreshnessPolicy, policyFromEnv } from "../token/classify.ts";
+import { getToken, type TokenDeps } from "../token/get_token.ts";
 import { writeLoginState } from "../token/login_state.ts";
-import { makeContext } from "./context.ts";
+import { type Context, makeContext } from "./context.ts";
 import { makeSay, printToken, stderrLine } from "./output.ts";
 
 /** Runs `token`; returns the exit code (0) or throws an AppError. */
 export async function runToken(profileFlag?: string): Promise<number> {
   const ctx = makeContext(profileFlag);
-  const { paths, tunables } = ctx;
-  const loaded = requireConfig(paths.config, ctx.profile);
-  const warn = (line: string) => {
-    stderrLine(line);
-    appendLog(paths.log, `token [${ctx.profile}] warning: ${line}`);
-  };
+  const loaded = requireConfig(ctx.paths.config, ctx.profile);
+  const warn = logWarning(ctx, "token");
   const { policy, warning } = policyFromEnv(Deno.env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS"));
   if (warning) warn(warning);
   const store = await openStore(loaded);
+  printToken(await getToken(tokenDeps(ctx, loaded, store, policy, warn)));
+  return 0;
+}
 
-  const token = await getToken({
+/** A warning for the user (stderr) that is also kept in the log file. */
+export function logWarning(ctx: Context, verb: string): (line: string) => void {
+  return (line: string) => {
+    stderrLine(line);
+    appendLog(ctx.paths.log, `${verb} [${ctx.profile}] warning: ${line}`);
+  };
+}
+
+/** The real dependencies of {@linkcode getToken}; `refresh` reuses them with its own switches. */
+export function tokenDeps(
+  ctx: Context,
+  loaded: LoadedConfig,
+  store: TokenStore,
+  policy: FreshnessPolicy,
+  warn: (line: string) => void,
+): TokenDeps {
+  const { paths, tunables } = ctx;
+  return {
     store,
     items: ctx.items,
     lock: async () => {
@@ -62,7 +79,5 @@ export async function runToken(profileFlag?: string): Promise<number> {
     lockTimeoutMs: tunables.lockTimeoutMs,
     cooldownMs: tunables.loginCooldownMs,
     pid: Deno.pid,
-  });
-  printToken(token);
-  return 0;
+  };
 }

@@ -301,3 +301,47 @@ function retryAfterMs(value: string | null): number | undefined {
   const date = Date.parse(value);
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
 }
+
+/**
+ * Revokes a refresh token (RFC 7009; Cognito revokes the access and ID tokens issued from it
+ * too, research B.7). 200 also for an unknown or already revoked token. A 503 or transport
+ * failure throws a retryable `NetworkError`; `unsupported_token_type` and `invalid_request`
+ * (revocation disabled for the client) throw an `AuthError` with a sentence.
+ */
+export async function revokeRefreshToken(
+  loaded: LoadedConfig,
+  refreshToken: string,
+  options: RequestOptions,
+): Promise<void> {
+  const response = await send(
+    "revocation endpoint",
+    () =>
+      oauth.revocationRequest(
+        authorizationServer(loaded),
+        publicClient(loaded),
+        oauth.None(),
+        refreshToken,
+        {
+          ...httpOptions(loaded, options.timeoutMs),
+          additionalParameters: { token_type_hint: "refresh_token" },
+        },
+      ),
+    options.timeoutMs,
+  );
+  try {
+    await oauth.processRevocationResponse(response);
+  } catch (error) {
+    if (error instanceof oauth.ResponseBodyError) {
+      const sentence = error.error === "unsupported_token_type"
+        ? "The auth domain refused to revoke the token: it is not a refresh token (unsupported_token_type)"
+        : error.error === "invalid_request"
+        ? "The auth domain refused the revocation (invalid_request): token revocation may be disabled for this app client"
+        : describeOAuthError(error.error, "revocation");
+      throw new AuthError(sentence, error.error);
+    }
+    if (error instanceof oauth.OperationProcessingError) {
+      throw new NetworkError(`The revocation endpoint's answer was invalid: ${error.message}`);
+    }
+    throw error;
+  }
+}

@@ -68,6 +68,10 @@ export interface TokenDeps {
   /** A whole browser login; throws LoginFailedError. */
   login: (interactivity: Interactivity) => Promise<Grant>;
   lockTimeoutMs: number;
+  /** `refresh --force`: refresh even when the cached token is fresh. */
+  force?: boolean;
+  /** `refresh`: a failed refresh is an error, never answered with the still-valid old token. */
+  strict?: boolean;
   /** After a failed or abandoned login, `token` opens no browser for this long. */
   cooldownMs: number;
   pid: number;
@@ -82,7 +86,7 @@ export const MAX_RETRY_WAIT_MS = 5000;
 export async function getToken(d: TokenDeps): Promise<string> {
   // The cached path reads one item: the refresh token is only needed when this one is stale.
   const access = await readAccess(d);
-  if (access && isFresh(access, d.now(), d.policy)) return access.token;
+  if (!d.force && access && isFresh(access, d.now(), d.policy)) return access.token;
 
   const lockFile = await d.lock();
   const waitStart = d.now();
@@ -100,7 +104,7 @@ export async function getToken(d: TokenDeps): Promise<string> {
     if (error instanceof LockTimeoutError) {
       const again = classify(await readStored(d), d.now(), d.policy);
       const usable = again.kind === "cached" ? again.access : again.fallback;
-      if (usable) {
+      if (usable && !d.strict) {
         d.warn(`${error.message}; printing the current token, ${validFor(usable, d.now())}`);
         return usable.token;
       }
@@ -118,7 +122,10 @@ async function underLock(d: TokenDeps, waited: boolean, waitStart: number): Prom
   // A refresh token that another process rotates under us is re-read once or twice at most.
   for (let round = 0; round < 3; round++) {
     const stored = await readStored(d);
-    const decision: Decision = classify(stored, d.now(), d.policy);
+    let decision: Decision = classify(stored, d.now(), d.policy);
+    if (d.force && round === 0 && decision.kind === "cached" && stored.refresh) {
+      decision = { kind: "refresh", refresh: stored.refresh, fallback: decision.access };
+    }
     if (decision.kind === "cached") return decision.access.token;
     if (decision.kind === "login") {
       return await loginOrFail(d, stored, decision.fallback, waited, waitStart, "Not signed in");
@@ -143,7 +150,7 @@ async function underLock(d: TokenDeps, waited: boolean, waitStart: number): Prom
           "The sign-in session expired or was revoked (stored tokens removed)",
         );
       }
-      if (decision.fallback && !(error instanceof StoreError)) {
+      if (decision.fallback && !d.strict && !(error instanceof StoreError)) {
         d.warn(
           `Could not refresh the token (${messageOf(error)}); printing the current one, ${
             validFor(decision.fallback, d.now())
@@ -193,7 +200,7 @@ async function loginOrFail(
   }
   const inter = await d.interactivity();
   if (!inter.interactive) {
-    if (fallback) {
+    if (fallback && !d.strict) {
       d.warn(
         `${why} for long enough (${inter.reason}); printing the current token, ${
           validFor(fallback, now)
