@@ -25,6 +25,7 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   status: async () => (await import("./status.ts")).statusVerb,
   logout: async () => (await import("./logout.ts")).logoutVerb,
   refresh: async () => (await import("./refresh.ts")).refreshVerb,
+  doctor: async () => (await import("./doctor.ts")).doctorVerb,
 };
 
 const GLOBAL_HELP =
@@ -38,6 +39,7 @@ Verbs:
   status    Who is signed in, until when, and where the tokens are (--json)
   refresh   Refresh the access token now, never opening a browser (--force)
   logout    Revoke the session at the auth server and delete local tokens (--all)
+  doctor    Check config, store, lock, port, auth domain, clock and Claude Code settings (--json)
 
 Flags (every verb):
   --profile NAME  Use the tenant NAME (or set AGENT_RUNNER_PROFILE); default: the top level of config.json
