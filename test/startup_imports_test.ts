@@ -47,6 +47,13 @@ Deno.test("startup: the cached token path imports no node:, npm or OAuth module"
     s.startsWith("node:") || s.startsWith("npm:") || s.includes("/src/oauth/") ||
     s.includes("/src/lock/") || s.includes("/src/term/") || s.includes("/src/cli/dispatch.ts")
   );
-  assert.deepEqual(offenders, [], `statically reachable from the token path: ${offenders.join(", ")}`);
-  assert.ok(token.has(new URL("src/token/get_token.ts", ROOT).href), "sanity: the walk found the use case");
+  assert.deepEqual(
+    offenders,
+    [],
+    `statically reachable from the token path: ${offenders.join(", ")}`,
+  );
+  assert.ok(
+    token.has(new URL("src/token/get_token.ts", ROOT).href),
+    "sanity: the walk found the use case",
+  );
 });
