@@ -75,37 +75,23 @@ export function httpOptions(loaded: LoadedConfig, timeoutMs: number) {
 }
 
 /** Runs the refresh grant once (RFC 6749 §6). Throws a retryable `NetworkError` when trying again may help. */
-export async function refreshGrant(
+export function refreshGrant(
   loaded: LoadedConfig,
   refreshToken: string,
   options: RequestOptions,
 ): Promise<GrantResult> {
-  const now = options.now ?? Date.now;
-  const client = publicClient(loaded);
-  const started = now();
-  const response = await send(
-    "token endpoint",
-    () =>
-      oauth.refreshTokenGrantRequest(
-        authorizationServer(loaded),
-        client,
-        oauth.None(),
-        refreshToken,
-        httpOptions(loaded, options.timeoutMs),
-      ),
-    options.timeoutMs,
-  );
-  const as = authorizationServer(loaded, await peekIssuer(response));
-  applyServerClock(client, response, now);
-  const result = await processGrant(
+  return grant(
+    loaded,
+    options,
     "refresh",
-    () => oauth.processRefreshTokenResponse(as, client, response),
+    (as, client, http) =>
+      oauth.refreshTokenGrantRequest(as, client, oauth.None(), refreshToken, http),
+    (as, client, response) => oauth.processRefreshTokenResponse(as, client, response),
   );
-  return toGrantResult(result, started, as.issuer);
 }
 
 /** Exchanges an authorization code (RFC 6749 §4.1.3 with RFC 7636 PKCE), checking the nonce. */
-export async function exchangeCode(
+export function exchangeCode(
   loaded: LoadedConfig,
   callback: URLSearchParams,
   redirectUri: string,
@@ -113,29 +99,55 @@ export async function exchangeCode(
   expectedNonce: string,
   options: RequestOptions,
 ): Promise<GrantResult> {
-  const now = options.now ?? Date.now;
-  const client = publicClient(loaded);
-  const started = now();
-  const response = await send(
-    "token endpoint",
-    () =>
+  return grant(
+    loaded,
+    options,
+    "code exchange",
+    (as, client, http) =>
       oauth.authorizationCodeGrantRequest(
-        authorizationServer(loaded),
+        as,
         client,
         oauth.None(),
         callback,
         redirectUri,
         codeVerifier,
-        httpOptions(loaded, options.timeoutMs),
+        http,
       ),
+    (as, client, response) =>
+      oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce }),
+  );
+}
+
+/**
+ * One token-endpoint round trip: request, retryable-status mapping, issuer learned from the
+ * ID token, server clock applied, oauth4webapi's validation, and the local-clock lifetime.
+ */
+async function grant(
+  loaded: LoadedConfig,
+  options: RequestOptions,
+  what: "refresh" | "code exchange",
+  request: (
+    as: oauth.AuthorizationServer,
+    client: oauth.Client,
+    http: ReturnType<typeof httpOptions>,
+  ) => Promise<Response>,
+  process: (
+    as: oauth.AuthorizationServer,
+    client: oauth.Client,
+    response: Response,
+  ) => Promise<oauth.TokenEndpointResponse>,
+): Promise<GrantResult> {
+  const now = options.now ?? Date.now;
+  const client = publicClient(loaded);
+  const started = now();
+  const response = await send(
+    "token endpoint",
+    () => request(authorizationServer(loaded), client, httpOptions(loaded, options.timeoutMs)),
     options.timeoutMs,
   );
   const as = authorizationServer(loaded, await peekIssuer(response));
   applyServerClock(client, response, now);
-  const result = await processGrant(
-    "code exchange",
-    () => oauth.processAuthorizationCodeResponse(as, client, response, { expectedNonce }),
-  );
+  const result = await processGrant(what, () => process(as, client, response));
   return toGrantResult(result, started, as.issuer);
 }
 
