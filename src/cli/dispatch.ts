@@ -17,6 +17,11 @@ export interface Verb {
   usage: string;
   options: Record<string, { type: "string" | "boolean"; short?: string }>;
   run: (values: Record<string, string | boolean | undefined>) => Promise<number>;
+  /**
+   * Words the verb accepts as its one positional argument (`setup claude`), passed to `run`
+   * as `values.subcommand`. Verbs without it take no positionals.
+   */
+  subcommands?: readonly string[];
 }
 
 const VERBS: Record<string, () => Promise<Verb>> = {
@@ -26,6 +31,7 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   logout: async () => (await import("./logout.ts")).logoutVerb,
   refresh: async () => (await import("./refresh.ts")).refreshVerb,
   doctor: async () => (await import("./doctor.ts")).doctorVerb,
+  setup: async () => (await import("./setup.ts")).setupVerb,
 };
 
 const GLOBAL_HELP =
@@ -40,6 +46,7 @@ Verbs:
   refresh   Refresh the access token now, never opening a browser (--force)
   logout    Revoke the session at the auth server and delete local tokens (--all)
   doctor    Check config, store, lock, port, auth domain, clock and Claude Code settings (--json)
+  setup     Point Claude Code at agent-runner-auth: setup claude [--project] [--undo]
 
 Flags (every verb):
   --profile NAME  Use the tenant NAME (or set AGENT_RUNNER_PROFILE); default: the top level of config.json
@@ -99,10 +106,24 @@ export function parseVerbArgs(
       strict: true,
       allowPositionals: true,
     });
-    if (positionals.length > 0) {
-      throw new UsageError(`${verb.name}: unexpected argument "${positionals[0]}"`);
+    const allowed = verb.subcommands ?? [];
+    const max = allowed.length > 0 ? 1 : 0;
+    if (positionals.length > max) {
+      throw new UsageError(`${verb.name}: unexpected argument "${positionals[max]}"`);
     }
-    return values as Record<string, string | boolean | undefined>;
+    const out = values as Record<string, string | boolean | undefined>;
+    if (positionals.length === 1) {
+      if (!allowed.includes(positionals[0])) {
+        const hint = closest(positionals[0], [...allowed]);
+        throw new UsageError(
+          `${verb.name}: unknown target "${positionals[0]}"${
+            hint ? `; did you mean "${hint}"?` : ""
+          } (expected ${allowed.join(" or ")})`,
+        );
+      }
+      out.subcommand = positionals[0];
+    }
+    return out;
   } catch (error) {
     if (error instanceof UsageError) throw error;
     const message = error instanceof Error ? error.message : String(error);

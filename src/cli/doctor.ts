@@ -306,8 +306,7 @@ async function claudeSettingsChecks(
 ): Promise<Check[]> {
   try {
     const mod = await import("../claude/settings.ts");
-    const home = Deno.env.get("HOME") ?? "";
-    const files = [`${home}/.claude/settings.json`, `${Deno.cwd()}/.claude/settings.json`];
+    const files = mod.claudeSettingsPaths().map((p: { path: string }) => p.path);
     return mod.inspectClaudeSettings(files, {
       tenantUrl: loaded?.config.tenant_url ?? null,
       profile: loaded?.profile,

@@ -347,14 +347,22 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
 }
 
-/** temp + fsync + rename; the file is 0600. Needs `--allow-write`. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+/**
+ * temp + fsync + rename, so a crash never leaves half a file. The temp file is created 0600 and
+ * given `mode` (default 0600) before the rename. Needs `--allow-write`.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o600,
+): Promise<void> {
   const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
   try {
-    const bytes = new TextEncoder().encode(text);
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
     let written = 0;
     while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    if (mode !== 0o600 && Deno.build.os !== "windows") await Deno.chmod(tmp, mode & 0o7777);
     await file.sync();
   } catch (error) {
     file.close();
