@@ -9,7 +9,7 @@
  */
 
 import { ensurePrivateDir, type LoadedConfig, requireConfig } from "../config/config.ts";
-import { appendLog } from "../log.ts";
+import { appendLog, debug } from "../log.ts";
 import { openStore } from "../store/select.ts";
 import type { TokenStore } from "../store/store.ts";
 import { type FreshnessPolicy, policyFromEnv } from "../token/classify.ts";
@@ -26,6 +26,9 @@ export async function runToken(profileFlag?: string): Promise<number> {
   const { policy, warning } = policyFromEnv(Deno.env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS"));
   if (warning) warn(warning);
   const store = await openStore(loaded);
+  debug(
+    `token: profile ${ctx.profile}, store ${store.backend}, config ${ctx.paths.config}, helper TTL ${policy.helperTtlMs} ms`,
+  );
   printToken(await getToken(tokenDeps(ctx, loaded, store, policy, warn)));
   return 0;
 }
@@ -53,6 +56,7 @@ export function tokenDeps(
     lock: async () => {
       const { openLockFile } = await import("../lock/open.ts");
       await ensurePrivateDir(paths.dir);
+      debug(`cached token not fresh enough; taking the lock ${ctx.files.lock}`);
       return openLockFile(ctx.files.lock);
     },
     loginStatePath: ctx.files.loginState,
@@ -64,10 +68,22 @@ export function tokenDeps(
     interactivity: async () => (await import("../term/interactive.ts")).detectInteractivity(),
     refresh: async (refreshToken) => {
       const { refreshGrant } = await import("../oauth/client.ts");
-      return await refreshGrant(loaded, refreshToken, { timeoutMs: tunables.httpTimeoutMs });
+      debug(`refresh grant at ${loaded.authBase.origin} (timeout ${tunables.httpTimeoutMs} ms)`);
+      const grant = await refreshGrant(loaded, refreshToken, { timeoutMs: tunables.httpTimeoutMs });
+      debug(
+        `refreshed: valid until ${
+          new Date(grant.access.expiresAt).toISOString()
+        }, new refresh token: ${grant.refreshToken ? "yes (rotation)" : "no"}`,
+      );
+      return grant;
     },
     login: async (inter) => {
       const { browserLogin } = await import("../oauth/login.ts");
+      debug(
+        `browser login with ${
+          inter.browser?.program ?? "no browser"
+        } (terminal: ${inter.terminal})`,
+      );
       return await browserLogin(loaded, {
         browser: inter.browser,
         paste: false,

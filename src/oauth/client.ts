@@ -21,6 +21,7 @@ import * as oauth from "oauth4webapi";
 import type { LoadedConfig } from "../config/config.ts";
 import { isLoopbackHost } from "../config/config.ts";
 import { AuthError, NetworkError } from "../errors.ts";
+import { debug } from "../log.ts";
 import {
   type AccessRecord,
   jwtPayload,
@@ -161,11 +162,14 @@ export async function send(
   timeoutMs: number,
 ): Promise<Response> {
   let response: Response;
+  const started = performance.now();
   try {
     response = await request();
   } catch (error) {
+    debug(`${what}: no answer after ${Math.round(performance.now() - started)} ms`);
     throw transportError(what, error, timeoutMs);
   }
+  debug(`${what}: HTTP ${response.status} in ${Math.round(performance.now() - started)} ms`);
   if (response.status >= 500 || response.status === 429) {
     await response.body?.cancel();
     throw new NetworkError(`The ${what} answered HTTP ${response.status}`, {
