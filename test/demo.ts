@@ -60,7 +60,9 @@ try {
   say("\n2. A fresh token in the keychain: `token` prints it without any request");
   report("token (cached)", await world.run(["token"]), world);
 
-  say("\n3. Claude Code will reuse the token for 9 min (CLAUDE_CODE_API_KEY_HELPER_TTL_MS=540000),");
+  say(
+    "\n3. Claude Code will reuse the token for 9 min (CLAUDE_CODE_API_KEY_HELPER_TTL_MS=540000),",
+  );
   say("   longer than the cached one has left: `token` refreshes silently");
   report(
     "token (silent refresh)",

@@ -19,6 +19,8 @@ import {
   startSecretService,
 } from "./fixtures/secret_service.ts";
 import { SCHEMA_NAME } from "../ffi/linux/libsecret.ts";
+import { type PassFixture, startPass } from "./fixtures/pass.ts";
+import { EncryptedFileStore } from "../src/store/encrypted_file.ts";
 
 /** Repository root, no trailing slash. */
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -49,7 +51,17 @@ export interface WorldOptions {
   redirectUri?: string;
   /** Extra env for every CLI run. */
   env?: Record<string, string>;
+  /**
+   * Run the CLI with `AGENT_RUNNER_STORE` set to this store. `pass` also gets a throw-away
+   * pass store (`GNUPGHOME`, `PASSWORD_STORE_DIR` in the CLI's env). Default: none, so the CLI
+   * picks `auto`, which is the private Secret Service. The Secret Service runs in every world,
+   * so a test can check that another store did not silently fall back to it.
+   */
+  store?: WorldStore;
 }
+
+/** The stores a {@linkcode World} can point the CLI at explicitly. */
+export type WorldStore = "secret-service" | "pass" | "encrypted-file";
 
 /** A private world; always `close()` it. */
 export class World {
@@ -59,7 +71,12 @@ export class World {
   readonly configDir: string;
   readonly redirectUri: string;
   readonly browserLog: string;
+  /** The store named by `AGENT_RUNNER_STORE` in every run, or `null` for `auto`. */
+  readonly store: WorldStore | null;
+  /** The throw-away pass store when {@linkcode WorldOptions.store} is `pass`. */
+  readonly pass: PassFixture | null;
   extraEnv: Record<string, string>;
+  readonly #storeEnv: Record<string, string>;
 
   private constructor(
     server: CognitoServer,
@@ -67,6 +84,8 @@ export class World {
     dir: string,
     redirectUri: string,
     env: Record<string, string>,
+    store: WorldStore | null = null,
+    pass: PassFixture | null = null,
   ) {
     this.server = server;
     this.keyring = keyring;
@@ -75,6 +94,9 @@ export class World {
     this.redirectUri = redirectUri;
     this.browserLog = `${dir}/browser.log`;
     this.extraEnv = env;
+    this.store = store;
+    this.pass = pass;
+    this.#storeEnv = store ? { AGENT_RUNNER_STORE: store, ...pass?.env } : {};
   }
 
   /** Starts the server and a private Secret Service, and writes a config pointing at them. */
@@ -92,7 +114,24 @@ export class World {
       await server.close();
       throw error;
     }
-    const world = new World(server, keyring, dir, redirectUri, options.env ?? {});
+    let pass: PassFixture | null = null;
+    if (options.store === "pass") {
+      try {
+        pass = await startPass({ root: `${dir}/pass` });
+      } catch (error) {
+        await Promise.allSettled([server.close(), keyring.stop()]);
+        throw error;
+      }
+    }
+    const world = new World(
+      server,
+      keyring,
+      dir,
+      redirectUri,
+      options.env ?? {},
+      options.store ?? null,
+      pass,
+    );
     await Deno.mkdir(world.configDir, { recursive: true, mode: 0o700 });
     await world.writeConfig();
     return world;
@@ -124,6 +163,7 @@ export class World {
       AGENT_RUNNER_HTTP_TIMEOUT_MS: "2000",
       AGENT_RUNNER_LOGIN_TIMEOUT_MS: "20000",
       AGENT_RUNNER_LOCK_TIMEOUT_MS: "30000",
+      ...this.#storeEnv,
       ...this.extraEnv,
       ...extra,
     };
@@ -246,8 +286,41 @@ export class World {
     if (r.code !== 0) throw new Error(`secret-tool store failed: ${r.stderr}`);
   }
 
+  /**
+   * Reads a store item from the world's store (`secret-tool`, `pass show`, or the encrypted
+   * files read in-process), as a user could; `null` if absent.
+   */
+  async readItem(account: string): Promise<string | null> {
+    if (this.store === "pass") {
+      const r = await this.pass!.pass(["show", `agent-runner-auth/${account}`]);
+      if (r.code === 0) return r.stdout;
+      if (r.stderr.includes("is not in the password store")) return null;
+      throw new Error(`pass show failed: ${r.stderr}`);
+    }
+    if (this.store === "encrypted-file") return await this.#encryptedFile().get(account);
+    return await this.secretTool(account);
+  }
+
+  /** Plants an item in the world's store the way the CLI stores it. */
+  async writeItem(account: string, value: string): Promise<void> {
+    if (this.store === "pass") {
+      const r = await this.pass!.pass(
+        ["insert", "-m", "-f", `agent-runner-auth/${account}`],
+        value,
+      );
+      if (r.code !== 0) throw new Error(`pass insert failed: ${r.stderr}`);
+      return;
+    }
+    if (this.store === "encrypted-file") return await this.#encryptedFile().set(account, value);
+    await this.storeItem(account, value);
+  }
+
+  #encryptedFile(): EncryptedFileStore {
+    return new EncryptedFileStore({ dir: this.configDir, onWarning: () => {} });
+  }
+
   async close(): Promise<void> {
-    await Promise.allSettled([this.server.close(), this.keyring.stop()]);
+    await Promise.allSettled([this.server.close(), this.keyring.stop(), this.pass?.stop()]);
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Picks the {@linkcode LockFile} implementation for this OS (STYLE.md §3: branch once, import
- * lazily). Linux and macOS use `flock(2)` through libc; Windows will use `CreateFileW` +
- * `LockFileEx` behind the same interface.
+ * lazily). Linux and macOS use `flock(2)` through libc (`posix.ts`); Windows uses `CreateFileW` +
+ * `LockFileEx` through kernel32 (`windows.ts`), behind the same interface.
  *
  * @module
  */
@@ -13,14 +13,14 @@ import type { LockFile } from "./lock.ts";
  * another OS's FFI code is never even loaded. Nothing is opened or created until the first
  * acquire; the parent directory must already exist.
  *
- * Acquiring requires `--allow-ffi` (unscoped: a scoped `--allow-ffi=libc.so.6` breaks the soname
- * lookup, denoland/deno#29246) and `--allow-read`/`--allow-write` for `path`.
- *
- * @throws {Error} on Windows, for now.
+ * Acquiring requires `--allow-ffi` (unscoped: a scoped `--allow-ffi=libc.so.6` or
+ * `=kernel32.dll` breaks the library lookup, denoland/deno#29246) and
+ * `--allow-read`/`--allow-write` for `path`.
  */
 export async function openLockFile(path: string): Promise<LockFile> {
   if (Deno.build.os === "windows") {
-    throw new Error(`File locking is not yet supported on Windows: cannot lock ${path}`);
+    const { WindowsLockFile } = await import("./windows.ts");
+    return new WindowsLockFile(path);
   }
   const { PosixLockFile } = await import("./posix.ts");
   return new PosixLockFile(path);

@@ -11,19 +11,11 @@
  * @module
  */
 
-import { LockTimeoutError } from "../errors.ts";
 import { openLockFd, tryFlock, unlockAndClose } from "../../ffi/posix/libc.ts";
-import type { AcquireOptions, HeldLock, LockFile } from "./lock.ts";
+import type { AcquireOptions, LockFile } from "./lock.ts";
+import { type DisposableHeldLock, pollForLock } from "./poll.ts";
 
-/** A held lock that also works with `using` (releases on scope exit). */
-export type DisposableHeldLock = HeldLock & Disposable;
-
-/** First poll interval while the lock is busy. */
-const FIRST_DELAY_MS = 10;
-/** Longest poll interval: bounds how late we notice a release. */
-const MAX_DELAY_MS = 200;
-/** Up to this fraction is added at random so parallel waiters do not poll in lock-step. */
-const JITTER = 0.2;
+export type { DisposableHeldLock };
 
 /**
  * A lock file at `path`, created 0600 on first use and never truncated, replaced or renamed
@@ -85,37 +77,15 @@ export class PosixLockFile implements LockFile {
     return locked ? new _PosixHeldLock(fd) : null;
   }
 
-  async #acquire(
-    exclusive: boolean,
-    { timeoutMs, onWait }: AcquireOptions,
-  ): Promise<DisposableHeldLock> {
-    const deadline = performance.now() + timeoutMs;
+  async #acquire(exclusive: boolean, options: AcquireOptions): Promise<DisposableHeldLock> {
+    const startedAt = performance.now();
     // One fd for the whole wait; it becomes the held lock's fd on success.
     const fd = openLockFd(this.path);
     let locked = false;
     try {
-      let delay = FIRST_DELAY_MS;
-      let waited = false;
-      for (;;) {
-        if (tryFlock(fd, exclusive)) {
-          locked = true;
-          return new _PosixHeldLock(fd);
-        }
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) {
-          throw new LockTimeoutError(
-            `Timed out after ${timeoutMs} ms waiting for the lock file ${this.path}: ` +
-              "another agent-runner-auth process holds it",
-          );
-        }
-        if (!waited) {
-          waited = true;
-          onWait?.();
-        }
-        // The last sleep ends at the deadline, so there is always one try at the deadline.
-        await _sleep(Math.min(delay * (1 + Math.random() * JITTER), remaining));
-        delay = Math.min(delay * 2, MAX_DELAY_MS);
-      }
+      await pollForLock(() => tryFlock(fd, exclusive), this.path, options, startedAt);
+      locked = true;
+      return new _PosixHeldLock(fd);
     } finally {
       if (!locked) unlockAndClose(fd);
     }
@@ -141,8 +111,4 @@ class _PosixHeldLock implements DisposableHeldLock {
   [Symbol.dispose](): void {
     this.release();
   }
-}
-
-function _sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

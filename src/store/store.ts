@@ -16,7 +16,7 @@ export const ACCESS_ITEM = "agent-runner-access-token";
 /** Item names of the default profile (SPEC.md §4). */
 export const REFRESH_ITEM = "agent-runner-refresh-token";
 
-/** Names accepted for `store` in config and `AGENT_RUNNER_STORE`. */
+/** Every backend a {@linkcode TokenStore} can be; `memory` exists only in tests. */
 export type StoreBackend =
   | "secret-service"
   | "pass"
@@ -24,6 +24,23 @@ export type StoreBackend =
   | "windows-credential-manager"
   | "encrypted-file"
   | "memory";
+
+/**
+ * The names accepted for `store` in config and for `AGENT_RUNNER_STORE` (SPEC.md §4): `auto`
+ * plus every real backend. `src/config/config.ts` validates the config field against the same
+ * list (`src/store/select_test.ts` checks they agree).
+ */
+export const STORE_NAMES = [
+  "auto",
+  "macos-keychain",
+  "secret-service",
+  "pass",
+  "windows-credential-manager",
+  "encrypted-file",
+] as const;
+
+/** One of {@linkcode STORE_NAMES}. */
+export type StoreName = (typeof STORE_NAMES)[number];
 
 /**
  * A place to keep secrets. Implementations bound every call by a timeout and throw

@@ -1,0 +1,51 @@
+/**
+ * The one bound on every store call (SPEC.md §4: "each call is bounded by a timeout"), shared by
+ * the backends that are not FFI: `pass` (a child process that can wait on pinentry or a hung
+ * gpg-agent) and the encrypted file (a config directory on a hung network mount). The Secret
+ * Service wrapper in `ffi/linux/libsecret.ts` reads the same variable with the same rules.
+ *
+ * No imports beyond `src/errors.ts`: this is on the cached `token` path of those stores.
+ *
+ * @module
+ */
+
+import type { StoreError } from "../errors.ts";
+
+/** Default bound on one store call, as gh's keyring wrapper (cli/cli internal/keyring). */
+export const DEFAULT_STORE_TIMEOUT_MS = 3000;
+
+/**
+ * `AGENT_RUNNER_STORE_TIMEOUT_MS` (a positive integer, read at call time so tests and `doctor`
+ * can change it) or {@linkcode DEFAULT_STORE_TIMEOUT_MS}. A malformed value falls back to the
+ * default rather than failing, exactly like the Secret Service wrapper.
+ *
+ * Needs `--allow-env=AGENT_RUNNER_STORE_TIMEOUT_MS` (without it the default is used).
+ */
+export function storeTimeoutMs(): number {
+  let raw: string | undefined;
+  try {
+    raw = Deno.env.get("AGENT_RUNNER_STORE_TIMEOUT_MS");
+  } catch {
+    return DEFAULT_STORE_TIMEOUT_MS;
+  }
+  const ms = raw === undefined ? NaN : Number(raw);
+  return Number.isInteger(ms) && ms > 0 ? ms : DEFAULT_STORE_TIMEOUT_MS;
+}
+
+/**
+ * Races `pending` against a timer of `timeoutMs`; when the timer wins, `onTimeout` runs (kill
+ * the child, …) and its `StoreError` is thrown. The timer is cleared when the call wins, and a
+ * late rejection of `pending` is absorbed, so nothing is left scheduled or unhandled.
+ */
+export function boundStoreCall<T>(
+  pending: Promise<T>,
+  timeoutMs: number,
+  onTimeout: () => StoreError,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), timeoutMs);
+  });
+  pending.catch(() => {});
+  return Promise.race([pending, expired]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,52 @@
+import { StoreError } from "../errors.ts";
+import { assertStoreError, same } from "../../test/store_contract.ts";
+import { boundStoreCall, DEFAULT_STORE_TIMEOUT_MS, storeTimeoutMs } from "./timeout.ts";
+
+Deno.test("boundStoreCall: a call that never answers loses to the timer, which runs onTimeout", async () => {
+  let cleanedUp = false;
+  const never = new Promise<string>(() => {});
+  const error = await assertStoreError(
+    boundStoreCall(never, 20, () => {
+      cleanedUp = true;
+      return new StoreError("timeout", "no answer within 20 ms");
+    }),
+    "timeout",
+  );
+  same(error.message, "no answer within 20 ms", "message");
+  same(cleanedUp, true, "onTimeout ran");
+});
+
+Deno.test("boundStoreCall: a prompt answer wins and leaves no timer (the sanitizer checks)", async () => {
+  const value = await boundStoreCall(Promise.resolve("v"), 60_000, () => {
+    throw new Error("must not run");
+  });
+  same(value, "v", "value");
+});
+
+Deno.test("boundStoreCall: a late rejection after the timeout is absorbed", async () => {
+  let reject!: (error: Error) => void;
+  const late = new Promise<string>((_, r) => reject = r);
+  await assertStoreError(
+    boundStoreCall(late, 10, () => new StoreError("timeout", "t")),
+    "timeout",
+  );
+  reject(new Error("too late")); // an unhandled rejection here would fail the test
+  await new Promise((resolve) => setTimeout(resolve, 10));
+});
+
+Deno.test("storeTimeoutMs: AGENT_RUNNER_STORE_TIMEOUT_MS when a positive integer, else 3000", () => {
+  const previous = Deno.env.get("AGENT_RUNNER_STORE_TIMEOUT_MS");
+  try {
+    for (
+      const [raw, want] of [["250", 250], ["0", 3000], ["-5", 3000], ["1.5", 3000], ["x", 3000]]
+    ) {
+      Deno.env.set("AGENT_RUNNER_STORE_TIMEOUT_MS", String(raw));
+      same(storeTimeoutMs(), want, `for "${raw}"`);
+    }
+    Deno.env.delete("AGENT_RUNNER_STORE_TIMEOUT_MS");
+    same(storeTimeoutMs(), DEFAULT_STORE_TIMEOUT_MS, "unset");
+  } finally {
+    if (previous === undefined) Deno.env.delete("AGENT_RUNNER_STORE_TIMEOUT_MS");
+    else Deno.env.set("AGENT_RUNNER_STORE_TIMEOUT_MS", previous);
+  }
+});
