@@ -95,7 +95,8 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
     throw error;
   }
 
-  const store = await openStore(loaded);
+  // verify: a locked or never-created keyring still answers lookups; only a write proves it.
+  const store = await openStore(loaded, Deno.env, { verify: true });
   const inter = detectInteractivity();
   const noBrowser = values["no-browser"] === true;
   const browser = noBrowser ? null : inter.browser;

@@ -25,7 +25,9 @@ export async function runToken(profileFlag?: string): Promise<number> {
   const warn = logWarning(ctx, "token");
   const { policy, warning } = policyFromEnv(Deno.env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS"));
   if (warning) warn(warning);
-  const store = await openStore(loaded);
+  // The encrypted file's "weaker than a keychain" notice is for login, status and doctor: a
+  // helper's stderr stays one line (SPEC.md §1.1).
+  const store = await openStore(loaded, Deno.env, { onWarning: (w) => debug(w) });
   debug(
     `token: profile ${ctx.profile}, store ${store.backend}, config ${ctx.paths.config}, helper TTL ${policy.helperTtlMs} ms`,
   );
