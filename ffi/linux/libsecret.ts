@@ -18,6 +18,7 @@
  */
 
 import { StoreError } from "../../src/errors.ts";
+import { boundStoreCall, storeTimeoutMs } from "../../src/store/timeout.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Raw symbol tables (after denodrivers/sqlite3's `src/ffi.ts`): the C declaration of every symbol.
@@ -222,25 +223,8 @@ function open<S extends Deno.ForeignLibraryInterface>(
 // Safe wrapper
 // ---------------------------------------------------------------------------------------------
 
-/** Default bound on one Secret Service call, as gh's keyring wrapper (cli/cli internal/keyring). */
-export const DEFAULT_STORE_TIMEOUT_MS = 3000;
-
-/**
- * The bound on one store call: `AGENT_RUNNER_STORE_TIMEOUT_MS` (a positive integer, read at call
- * time so tests and `doctor` can change it) or {@linkcode DEFAULT_STORE_TIMEOUT_MS}.
- *
- * Needs `--allow-env=AGENT_RUNNER_STORE_TIMEOUT_MS` (without it the default is used).
- */
-export function storeTimeoutMs(): number {
-  let raw: string | undefined;
-  try {
-    raw = Deno.env.get("AGENT_RUNNER_STORE_TIMEOUT_MS");
-  } catch {
-    return DEFAULT_STORE_TIMEOUT_MS;
-  }
-  const ms = raw === undefined ? NaN : Number(raw);
-  return Number.isInteger(ms) && ms > 0 ? ms : DEFAULT_STORE_TIMEOUT_MS;
-}
+// The bound on every call is shared with the other stores (src/store/timeout.ts).
+export { DEFAULT_STORE_TIMEOUT_MS, storeTimeoutMs } from "../../src/store/timeout.ts";
 
 /**
  * Races `pending` against a timer and throws `StoreError("timeout")` if the timer wins. The timer
@@ -258,20 +242,13 @@ export function withStoreTimeout<T>(
   what: string,
   timeoutMs: number = storeTimeoutMs(),
 ): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new StoreError(
-          "timeout",
-          `Secret Service did not answer within ${timeoutMs} ms (${what}): a keyring unlock ` +
-            `prompt may be waiting, or the service is hung; AGENT_RUNNER_STORE_TIMEOUT_MS sets ` +
-            `the limit`,
-        ),
-      );
-    }, timeoutMs);
-  });
-  return Promise.race([pending, expired]).finally(() => clearTimeout(timer));
+  return boundStoreCall(pending, timeoutMs, () =>
+    new StoreError(
+      "timeout",
+      `Secret Service did not answer within ${timeoutMs} ms (${what}): a keyring unlock ` +
+        `prompt may be waiting, or the service is hung; AGENT_RUNNER_STORE_TIMEOUT_MS sets ` +
+        `the limit`,
+    ));
 }
 
 /**

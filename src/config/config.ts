@@ -15,6 +15,7 @@
 
 import { ConfigError } from "../errors.ts";
 import { jsonErrorLine } from "./json_error.ts";
+import { STORE_NAMES } from "../store/store.ts";
 
 /** The fields agent-runner-auth understands. Others are kept in {@linkcode LoadedConfig.raw}. */
 export interface Config {
@@ -62,15 +63,6 @@ export const DEFAULT_REDIRECT_URIS: readonly string[] = [
   "http://localhost:47621/callback",
   "http://localhost:47622/callback",
   "http://localhost:47623/callback",
-];
-
-const STORE_NAMES = [
-  "auto",
-  "secret-service",
-  "pass",
-  "macos-keychain",
-  "windows-credential-manager",
-  "encrypted-file",
 ];
 
 /** Whether `hostname` (as `URL.hostname` spells it) is a loopback name or address. */
@@ -197,7 +189,7 @@ export function validateConfig(
   }
 
   const store = str("store", false);
-  if (store !== undefined && !STORE_NAMES.includes(store)) {
+  if (store !== undefined && !(STORE_NAMES as readonly string[]).includes(store)) {
     throw field("store", `must be one of ${STORE_NAMES.join(", ")}; got "${store}"`);
   }
 
