@@ -97,6 +97,10 @@ export function jsonErrorOffset(text: string): number {
     return text.length;
   } catch (at) {
     if (typeof at === "number") return Math.min(at, text.length);
+    // Nesting deeper than the call stack (`[[[[…`, found by test/fuzz_config_test.ts): the
+    // scanner recurses per level, so report the place where it got too deep instead of
+    // letting a RangeError surface as an internal error.
+    if (at instanceof RangeError) return Math.min(i, text.length);
     throw at;
   }
 }

@@ -24,6 +24,7 @@ import { AuthError, NetworkError } from "../errors.ts";
 import { debug } from "../log.ts";
 import {
   type AccessRecord,
+  isTokenLike,
   jwtPayload,
   UNKNOWN_LIFETIME_MS,
   type UserInfo,
@@ -172,9 +173,16 @@ export async function send(
   debug(`${what}: HTTP ${response.status} in ${Math.round(performance.now() - started)} ms`);
   if (response.status >= 500 || response.status === 429) {
     await response.body?.cancel();
-    throw new NetworkError(`The ${what} answered HTTP ${response.status}`, {
+    const retryAfter = retryAfterMs(response.headers.get("retry-after"));
+    // A 429 whose Retry-After is too long to wait for ends the call: say why and for how long.
+    const detail = response.status !== 429
+      ? ""
+      : ` (too many requests${
+        retryAfter === undefined ? "" : `; it asks to retry after ${Math.ceil(retryAfter / 1000)} s`
+      })`;
+    throw new NetworkError(`The ${what} answered HTTP ${response.status}${detail}`, {
       retryable: true,
-      retryAfterMs: retryAfterMs(response.headers.get("retry-after")),
+      retryAfterMs: retryAfter,
     });
   }
   return response;
@@ -204,8 +212,9 @@ async function processGrant(
   what: "refresh" | "code exchange",
   process: () => Promise<oauth.TokenEndpointResponse>,
 ): Promise<oauth.TokenEndpointResponse> {
+  let result: oauth.TokenEndpointResponse;
   try {
-    return await process();
+    result = await process();
   } catch (error) {
     if (error instanceof oauth.ResponseBodyError) {
       throw new AuthError(describeOAuthError(error.error, what), error.error);
@@ -217,6 +226,16 @@ async function processGrant(
     }
     throw error;
   }
+  // `token` prints the access token as the whole of stdout, and Claude Code rejects one with
+  // inner whitespace (SPEC.md §1.1); record.ts refuses to read such a token back. So it is
+  // refused here, before it is stored or printed (found by test/fault_refresh_test.ts).
+  if (!isTokenLike(result.access_token)) {
+    throw new NetworkError(
+      `The token endpoint's answer to the ${what} was invalid: the access token is empty or ` +
+        "contains spaces or control characters",
+    );
+  }
+  return result;
 }
 
 /** A sentence per OAuth error code; Cognito rarely sends `error_description` (research B.4). */

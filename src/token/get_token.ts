@@ -83,7 +83,9 @@ export const RETRY_DELAYS_MS = [250, 1000];
 export const MAX_RETRY_WAIT_MS = 5000;
 
 /** Returns the access token to print. Throws an {@linkcode AppError} otherwise. */
-export async function getToken(d: TokenDeps): Promise<string> {
+export async function getToken(deps: TokenDeps): Promise<string> {
+  // An unreadable item is read twice (without, then under the lock): report it once.
+  const d: TokenDeps = { ...deps, warn: onceEach(deps.warn) };
   // The cached path reads one item: the refresh token is only needed when this one is stale.
   const access = await readAccess(d);
   if (!d.force && access && isFresh(access, d.now(), d.policy)) return access.token;
@@ -91,13 +93,16 @@ export async function getToken(d: TokenDeps): Promise<string> {
   const lockFile = await d.lock();
   const waitStart = d.now();
   let waited = false;
+  /** The login record as it was when we began waiting: the login we are waiting behind. */
+  let seen: LoginState | null = null;
   let held;
   try {
     held = await lockFile.acquire({
       timeoutMs: d.lockTimeoutMs,
       onWait: () => {
         waited = true;
-        d.warn(waitingMessage(readLoginState(d.loginStatePath), d.pid));
+        seen = readLoginState(d.loginStatePath);
+        d.warn(waitingMessage(seen, d.pid));
       },
     });
   } catch (error) {
@@ -112,13 +117,18 @@ export async function getToken(d: TokenDeps): Promise<string> {
     throw error;
   }
   try {
-    return await underLock(d, waited, waitStart);
+    return await underLock(d, waited, waitStart, seen);
   } finally {
     held.release();
   }
 }
 
-async function underLock(d: TokenDeps, waited: boolean, waitStart: number): Promise<string> {
+async function underLock(
+  d: TokenDeps,
+  waited: boolean,
+  waitStart: number,
+  seen: LoginState | null,
+): Promise<string> {
   // A refresh token that another process rotates under us is re-read once or twice at most.
   for (let round = 0; round < 3; round++) {
     const stored = await readStored(d);
@@ -128,7 +138,15 @@ async function underLock(d: TokenDeps, waited: boolean, waitStart: number): Prom
     }
     if (decision.kind === "cached") return decision.access.token;
     if (decision.kind === "login") {
-      return await loginOrFail(d, stored, decision.fallback, waited, waitStart, "Not signed in");
+      return await loginOrFail(
+        d,
+        stored,
+        decision.fallback,
+        waited,
+        waitStart,
+        seen,
+        "Not signed in",
+      );
     }
 
     let grant: Grant;
@@ -147,6 +165,7 @@ async function underLock(d: TokenDeps, waited: boolean, waitStart: number): Prom
           null,
           waited,
           waitStart,
+          seen,
           "The sign-in session expired or was revoked (stored tokens removed)",
         );
       }
@@ -175,6 +194,7 @@ async function loginOrFail(
   fallback: AccessRecord | null,
   waited: boolean,
   waitStart: number,
+  seen: LoginState | null,
   why: string,
 ): Promise<string> {
   if (!stored.access && !stored.refresh) await d.store.assertUsable?.();
@@ -184,7 +204,12 @@ async function loginOrFail(
     (last.status === "in_progress" && last.pid !== d.pid));
   if (last && lastFailed) {
     const how = last.status === "failed" ? "failed" : "was abandoned";
-    if (waited && last.at >= waitStart - 1000) {
+    // We waited behind this login if its outcome was written during our wait, or if it is the
+    // very `in_progress` record we saw when we began waiting: its process died holding the lock
+    // (SIGKILL, a closed terminal), however long ago that login started (no tab storms).
+    const behindIt = waited && (last.at >= waitStart - 1000 ||
+      (seen?.status === "in_progress" && seen.pid === last.pid && seen.at === last.at));
+    if (behindIt) {
       throw new LoginRequiredError(
         `The browser sign-in started by another agent-runner-auth process (pid ${last.pid}) ${how}; run \`agent-runner-auth login\``,
       );
@@ -294,6 +319,15 @@ function waitingMessage(state: LoginState | null, pid: number): string {
 function validFor(access: AccessRecord, now: number): string {
   const minutes = Math.max(0, Math.floor((access.expiresAt - now) / 60_000));
   return `valid for ${minutes} more minute${minutes === 1 ? "" : "s"}`;
+}
+
+function onceEach(warn: (line: string) => void): (line: string) => void {
+  const said = new Set<string>();
+  return (line) => {
+    if (said.has(line)) return;
+    said.add(line);
+    warn(line);
+  };
 }
 
 function messageOf(error: unknown): string {
