@@ -251,12 +251,10 @@ Deno.test({
 });
 
 Deno.test({
-  // Found by this suite; config.ts is being reworked for profiles, so the fix is left to that
-  // change. Windows Notepad and some editors save UTF-8 with a byte-order mark; today the CLI
-  // reports "config.json:N: invalid JSON" on the last line of a perfectly valid file.
-  name: "fault: a config saved with a UTF-8 byte-order mark is read (PENDING a fix in " +
-    "src/config/config.ts: strip a leading U+FEFF before JSON.parse)",
-  ignore: true,
+  // Found by this suite: Windows Notepad and some editors save UTF-8 with a byte-order mark,
+  // and the CLI used to report "config.json:N: invalid JSON" for a perfectly valid file.
+  name: "fault: a config saved with a UTF-8 byte-order mark is read",
+  ...secretServiceTestOptions(),
   fn: async () => {
     const world = await World.create();
     try {

@@ -433,8 +433,9 @@ Deno.test({
       );
       assert.equal((await stored(world)).access, printed, "replaced by the refreshed token");
 
-      // A corrupt refresh item and an expired access token: not signed in (exit 1). The
-      // warning stays as a first line before the actionable one (design: see the report).
+      // A corrupt refresh item and an expired access token: not signed in (exit 1). A failing
+      // helper's stderr is Claude Code's one error line (SPEC.md §1.1): the warning goes to
+      // the log file only.
       await world.storeItem(REFRESH, "not a token at all");
       await plant(world, { access: { token: printed, leftMs: EXPIRED_LEFT_MS } });
       world.server.resetCounters();
@@ -442,9 +443,12 @@ Deno.test({
       assert.equal(failed.code, 1, failed.stderr);
       assert.equal(failed.stdout, "");
       assert.deepEqual(failed.stderr.trimEnd().split("\n"), [
-        "agent-runner-auth: Ignoring the unreadable item agent-runner-refresh-token (not a token)",
         "agent-runner-auth: Not signed in, and cannot sign in here: no terminal (no standard stream is a TTY and /dev/tty cannot be opened); run `agent-runner-auth login`",
       ]);
+      assert.match(
+        await Deno.readTextFile(`${world.configDir}/agent-runner-auth.log`),
+        /token \[default\] warning: Ignoring the unreadable item agent-runner-refresh-token \(not a token\)/,
+      );
       assert.equal(world.server.counters.token, 0, "nothing sent");
       assertNoSecrets(world, [r.stderr, failed.stderr, ...(await writtenFiles(world))]);
     } finally {

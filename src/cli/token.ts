@@ -22,7 +22,13 @@ import { makeSay, printToken, stderrLine } from "./output.ts";
 export async function runToken(profileFlag?: string): Promise<number> {
   const ctx = makeContext(profileFlag);
   const loaded = requireConfig(ctx.paths.config, ctx.profile);
-  const warn = logWarning(ctx, "token");
+  // Warnings go with a printed token; when `token` fails, Claude Code shows its stderr as the
+  // one error line (SPEC.md §1.1), so they then stay in the log file only.
+  const pending: string[] = [];
+  const warn = (line: string) => {
+    pending.push(line);
+    appendLog(ctx.paths.log, `token [${ctx.profile}] warning: ${line}`);
+  };
   const { policy, warning } = policyFromEnv(Deno.env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS"));
   if (warning) warn(warning);
   // The encrypted file's "weaker than a keychain" notice is for login, status and doctor: a
@@ -31,7 +37,11 @@ export async function runToken(profileFlag?: string): Promise<number> {
   debug(
     `token: profile ${ctx.profile}, store ${store.backend}, config ${ctx.paths.config}, helper TTL ${policy.helperTtlMs} ms`,
   );
-  printToken(await getToken(tokenDeps(ctx, loaded, store, policy, warn)));
+  const deps = tokenDeps(ctx, loaded, store, policy, warn);
+  deps.notify = stderrLine;
+  const token = await getToken(deps);
+  for (const line of pending) stderrLine(line);
+  printToken(token);
   return 0;
 }
 

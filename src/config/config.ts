@@ -128,6 +128,8 @@ export function loadConfigObject(path: string): Record<string, unknown> | null {
 
 /** The top-level JSON object of a config text; errors name `path` and the line. */
 export function parseConfigObject(text: string, path: string): Record<string, unknown> {
+  // Windows Notepad saves a byte-order mark; JSON.parse would call it an unexpected token.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === "") throw new ConfigError(`${path}: the file is empty`);
   let value: unknown;
   try {
@@ -165,7 +167,10 @@ export function validateConfig(
   };
 
   const tenantUrl = str("tenant_url", true)!;
-  const tenant = parseUrl(tenantUrl, () => field("tenant_url", `is not a URL: "${tenantUrl}"`));
+  const tenant = parseUrl(
+    tenantUrl,
+    () => field("tenant_url", `is not a URL: ${quote(tenantUrl)}`),
+  );
   requireSafeScheme(tenant, () => field("tenant_url", "must use https (http only for loopback)"));
 
   const authDomain = str("auth_domain", true)!;
@@ -184,13 +189,13 @@ export function validateConfig(
 
   const issuer = str("issuer", false);
   if (issuer !== undefined) {
-    const u = parseUrl(issuer, () => field("issuer", `is not a URL: "${issuer}"`));
+    const u = parseUrl(issuer, () => field("issuer", `is not a URL: ${quote(issuer)}`));
     requireSafeScheme(u, () => field("issuer", "must use https (http only for loopback)"));
   }
 
   const store = str("store", false);
   if (store !== undefined && !(STORE_NAMES as readonly string[]).includes(store)) {
-    throw field("store", `must be one of ${STORE_NAMES.join(", ")}; got "${store}"`);
+    throw field("store", `must be one of ${STORE_NAMES.join(", ")}; got ${quote(store)}`);
   }
 
   const config: Config = {
@@ -211,7 +216,7 @@ export function redirectUriProblem(uri: string): string | null {
   try {
     u = new URL(uri);
   } catch {
-    return `is not a URL: "${uri}"`;
+    return `is not a URL: ${quote(uri)}`;
   }
   if (u.protocol !== "http:") return "must be an http:// loopback URL (RFC 8252 §7.3)";
   if (!isLoopbackHost(u.hostname)) return "must point at localhost, 127.0.0.1 or [::1]";
@@ -224,7 +229,7 @@ function parseAuthDomain(value: string, fail: (problem: string) => ConfigError):
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
   const u = parseUrl(
     hasScheme ? value : `https://${value}`,
-    () => fail(`is not a host or URL: "${value}"`),
+    () => fail(`is not a host or URL: ${quote(value)}`),
   );
   if (u.protocol !== "https:" && u.protocol !== "http:") {
     throw fail(`must be https (or http for loopback), not ${u.protocol}`);
@@ -251,6 +256,11 @@ function parseUrl(value: string, fail: () => ConfigError): URL {
   } catch {
     throw fail();
   }
+}
+
+/** A value for an error message: JSON-quoted (no raw line breaks), cut at 60 characters. */
+function quote(value: string): string {
+  return value.length > 60 ? `${JSON.stringify(value.slice(0, 60))}…` : JSON.stringify(value);
 }
 
 function describe(v: unknown): string {

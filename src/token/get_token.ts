@@ -60,8 +60,10 @@ export interface TokenDeps {
   now: () => number;
   sleep: (ms: number) => Promise<void>;
   policy: FreshnessPolicy;
-  /** One-line warnings and status for the user (stderr). */
+  /** One-line warnings that go with the outcome (shown with a printed token). */
   warn: (line: string) => void;
+  /** Progress the user needs at once ("waiting for …"); defaults to `warn`. */
+  notify?: (line: string) => void;
   interactivity: () => Interactivity | Promise<Interactivity>;
   /** One refresh-grant attempt; throws AuthError / NetworkError (retryable or not). */
   refresh: (refreshToken: string) => Promise<Grant>;
@@ -102,7 +104,7 @@ export async function getToken(deps: TokenDeps): Promise<string> {
       onWait: () => {
         waited = true;
         seen = readLoginState(d.loginStatePath);
-        d.warn(waitingMessage(seen, d.pid));
+        (d.notify ?? d.warn)(waitingMessage(seen, d.pid));
       },
     });
   } catch (error) {
