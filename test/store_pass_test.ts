@@ -212,12 +212,10 @@ echo "Enter contents of $3 and press Ctrl+D when finished:"`,
 });
 
 Deno.test({
-  name: "a hanging pass is killed with its children at AGENT_RUNNER_STORE_TIMEOUT_MS",
+  name: "a hanging pass is killed with its children at the store timeout",
   ...unix,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "ara-hangpass-" });
-    const previous = Deno.env.get("AGENT_RUNNER_STORE_TIMEOUT_MS");
-    Deno.env.set("AGENT_RUNNER_STORE_TIMEOUT_MS", "300");
     try {
       const fake = await writeFakePass(
         dir,
@@ -226,7 +224,8 @@ sleep 60 &
 echo $! > "$LOG_DIR/child"
 wait`,
       );
-      const store = new PassStore({ command: fake, env: { LOG_DIR: dir } });
+      // The bound is passed explicitly: Deno.env is process-wide under `deno test --parallel`.
+      const store = new PassStore({ command: fake, env: { LOG_DIR: dir }, timeoutMs: 300 });
       const started = performance.now();
       const error = await assertStoreError(store.get(ACCESS_ITEM), "timeout");
       const ms = performance.now() - started;
@@ -237,8 +236,6 @@ wait`,
         same(await gone(pid), true, `the ${file === "pid" ? "pass" : "gpg-like"} process ${pid}`);
       }
     } finally {
-      if (previous === undefined) Deno.env.delete("AGENT_RUNNER_STORE_TIMEOUT_MS");
-      else Deno.env.set("AGENT_RUNNER_STORE_TIMEOUT_MS", previous);
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -21,10 +21,12 @@ export const DEFAULT_STORE_TIMEOUT_MS = 3000;
  *
  * Needs `--allow-env=AGENT_RUNNER_STORE_TIMEOUT_MS` (without it the default is used).
  */
-export function storeTimeoutMs(): number {
+export function storeTimeoutMs(
+  getEnv: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): number {
   let raw: string | undefined;
   try {
-    raw = Deno.env.get("AGENT_RUNNER_STORE_TIMEOUT_MS");
+    raw = getEnv("AGENT_RUNNER_STORE_TIMEOUT_MS");
   } catch {
     return DEFAULT_STORE_TIMEOUT_MS;
   }

@@ -35,18 +35,9 @@ Deno.test("boundStoreCall: a late rejection after the timeout is absorbed", asyn
 });
 
 Deno.test("storeTimeoutMs: AGENT_RUNNER_STORE_TIMEOUT_MS when a positive integer, else 3000", () => {
-  const previous = Deno.env.get("AGENT_RUNNER_STORE_TIMEOUT_MS");
-  try {
-    for (
-      const [raw, want] of [["250", 250], ["0", 3000], ["-5", 3000], ["1.5", 3000], ["x", 3000]]
-    ) {
-      Deno.env.set("AGENT_RUNNER_STORE_TIMEOUT_MS", String(raw));
-      same(storeTimeoutMs(), want, `for "${raw}"`);
-    }
-    Deno.env.delete("AGENT_RUNNER_STORE_TIMEOUT_MS");
-    same(storeTimeoutMs(), DEFAULT_STORE_TIMEOUT_MS, "unset");
-  } finally {
-    if (previous === undefined) Deno.env.delete("AGENT_RUNNER_STORE_TIMEOUT_MS");
-    else Deno.env.set("AGENT_RUNNER_STORE_TIMEOUT_MS", previous);
+  // Through an env getter, not Deno.env.set: the env is process-wide under --parallel.
+  for (const [raw, want] of [["250", 250], ["0", 3000], ["-5", 3000], ["1.5", 3000], ["x", 3000]]) {
+    same(storeTimeoutMs(() => String(raw)), want, `for "${raw}"`);
   }
+  same(storeTimeoutMs(() => undefined), DEFAULT_STORE_TIMEOUT_MS, "unset");
 });
