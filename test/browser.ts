@@ -119,7 +119,7 @@ async function _authorize(authorize: URL, timeoutMs: number): Promise<URL> {
   return _loopback(target.href);
 }
 
-/** The callback must go to a loopback listener: `http://127.0.0.1|localhost|[::1]:PORT/...`. */
+/** The callback must go to a loopback listener: `http://127.x.y.z|localhost|[::1]:PORT/...`. */
 function _loopback(href: string): URL {
   let target: URL;
   try {
@@ -127,7 +127,8 @@ function _loopback(href: string): URL {
   } catch {
     throw new BrowserError(`redirect is not a URL: ${href}`);
   }
-  const loopbackHost = ["127.0.0.1", "localhost", "[::1]"].includes(target.hostname);
+  const loopbackHost = ["localhost", "[::1]"].includes(target.hostname) ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(target.hostname);
   if (target.protocol !== "http:" || !loopbackHost || target.port === "") {
     throw new BrowserError(`redirect is not a loopback http URL with a port: ${target.href}`);
   }

@@ -40,15 +40,18 @@ secretServiceTest(
       assert.ok(!stray.stderr.includes("sk-ant-secret-value"), "never prints the key");
 
       // the callback port is taken
-      const port = Number(new URL(world.redirectUri).port);
-      const squatter = Deno.listen({ hostname: "127.0.0.1", port });
+      const { hostname, port: portText } = new URL(world.redirectUri);
+      const port = Number(portText);
+      const squatter = Deno.listen({ hostname, port });
       try {
         const taken = await world.run(["doctor"]);
         assert.equal(taken.code, 1);
         assert.match(
           line(taken.stderr, "callback port"),
           new RegExp(
-            `^✗ callback port: 127\\.0\\.0\\.1:${port} in use.*fix: stop the program using the port`,
+            `^✗ callback port: ${
+              hostname.replaceAll(".", "\\.")
+            }:${port} in use.*fix: stop the program using the port`,
           ),
         );
       } finally {

@@ -273,8 +273,9 @@ Deno.test({
   ...secretServiceTestOptions(),
   fn: async () => {
     const world = await World.create();
-    const port = Number(new URL(world.redirectUri).port);
-    const blocker = Deno.listen({ hostname: "127.0.0.1", port });
+    const { hostname, port: portText } = new URL(world.redirectUri);
+    const port = Number(portText);
+    const blocker = Deno.listen({ hostname, port });
     try {
       const r = await world.runInTerminal(["token"]);
       assert.equal(r.code, 8, r.stderr);

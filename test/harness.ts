@@ -102,7 +102,8 @@ export class World {
   /** Starts the server and a private Secret Service, and writes a config pointing at them. */
   static async create(options: WorldOptions = {}): Promise<World> {
     const dir = await Deno.makeTempDir({ prefix: "ara-e2e-" });
-    const redirectUri = options.redirectUri ?? `http://127.0.0.1:${freePort()}/callback`;
+    const host = loopbackAddress();
+    const redirectUri = options.redirectUri ?? `http://${host}:${freePort(host)}/callback`;
     const server = await startCognitoServer({
       ...options.server,
       clients: [{ clientId: "test-client", redirectUris: [redirectUri] }],
@@ -333,12 +334,22 @@ export function secretServiceTest(name: string, fn: () => Promise<void>): void {
   Deno.test({ name, ...secretServiceTestOptions(), fn });
 }
 
-/** A free loopback TCP port (bound, read, released). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+/** A free loopback TCP port on `hostname` (bound, read, released). */
+export function freePort(hostname = "127.0.0.1"): number {
+  const l = Deno.listen({ hostname, port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
+}
+
+/**
+ * A random address in 127.0.0.0/8 other than 127.0.0.1. A callback port picked on 127.0.0.1
+ * can be taken, between the pick and the login, by the ephemeral port of any outgoing loopback
+ * connection of the tests running in parallel; on an address of its own nothing else binds.
+ */
+export function loopbackAddress(): string {
+  const b = () => 1 + Math.floor(Math.random() * 254);
+  return `127.${b()}.${b()}.${b()}`;
 }
 
 function shellQuote(s: string): string {
