@@ -15,7 +15,7 @@ import { loadConfigObject, profileNames, validateConfig } from "../config/config
 import { profileItems, selectProfile } from "../config/profile.ts";
 import { resolvePaths } from "../config/paths.ts";
 import { readTunables } from "../config/tunables.ts";
-import { AppError, ConfigError, NetworkError } from "../errors.ts";
+import { ConfigError, NetworkError } from "../errors.ts";
 import { openStore } from "../store/select.ts";
 import { decodeRefresh } from "../token/record.ts";
 import type { Verb } from "./dispatch.ts";
@@ -50,19 +50,20 @@ Examples:
     const names = values.all
       ? profileNames(raw)
       : [selectProfile(values.profile as string | undefined)];
-    let failures = 0;
-    let lastError: AppError | undefined;
+    // Every profile is attempted; the first failure is rethrown at the end for its exit code.
+    let firstError: unknown;
     for (const profile of names) {
       try {
         await logoutProfile(raw, paths.config, profile, tunables.httpTimeoutMs);
       } catch (error) {
-        failures++;
-        if (error instanceof AppError) lastError = error;
-        stderrLine(`${profile}: ${error instanceof Error ? error.message : String(error)}`);
+        firstError ??= error;
+        if (names.length > 1) {
+          stderrLine(`${profile}: ${error instanceof Error ? error.message : String(error)}`);
+        }
       }
     }
-    if (failures > 0 && lastError) throw lastError;
-    return failures > 0 ? 70 : 0;
+    if (firstError !== undefined) throw firstError;
+    return 0;
   },
 };
 
