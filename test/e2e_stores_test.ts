@@ -9,6 +9,7 @@
  * back to it silently.
  */
 import assert from "node:assert/strict";
+import { assertFailure, assertToken, plant } from "./fixtures/fault_kit.ts";
 import { type RunResult, World, type WorldStore } from "./harness.ts";
 import { passTestOptions } from "./fixtures/pass.ts";
 import { secretServiceTestOptions } from "./fixtures/secret_service.ts";
@@ -24,14 +25,6 @@ function storeTest(name: string, needsPass: boolean, fn: () => Promise<void>): v
   Deno.test({ name, ignore, fn });
 }
 
-function assertTokenOutput(r: RunResult, world: World): string {
-  assert.equal(r.code, 0, `exit ${r.code}; stderr: ${r.stderr}`);
-  assert.match(r.stdout, /^[\x21-\x7e]+\n$/, `stdout: ${JSON.stringify(r.stdout)}`);
-  const token = r.stdout.trimEnd();
-  assert.ok(world.server.issued.access.includes(token), "printed token was issued by the server");
-  return token;
-}
-
 /**
  * stderr of a successful cached `token`: nothing, whatever the store. The encrypted file's
  * "weaker than a keychain" notice belongs to login, status and doctor; a helper's stderr is
@@ -39,27 +32,6 @@ function assertTokenOutput(r: RunResult, world: World): string {
  */
 function assertQuietStderr(r: RunResult, _store: WorldStore): void {
   assert.equal(r.stderr, "");
-}
-
-function assertFailure(r: RunResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit ${r.code}; stderr: ${r.stderr}`);
-  assert.equal(r.stdout, "", "stdout is empty on failure");
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.match(lines[lines.length - 1], pattern);
-}
-
-async function plantAccess(world: World, token: string, leftMs: number, lifetimeMs = 3_600_000) {
-  const now = Date.now();
-  await world.writeItem(
-    ACCESS,
-    JSON.stringify({
-      v: 1,
-      access_token: token,
-      expires_at: Math.floor((now + leftMs) / 1000),
-      obtained_at: Math.floor((now + leftMs - lifetimeMs) / 1000),
-      lifetime_known: true,
-    }),
-  );
 }
 
 /** Nothing reached the Secret Service: the chosen store was used, not a fallback. */
@@ -78,7 +50,7 @@ for (const store of ["pass", "encrypted-file"] as const) {
       const world = await World.create({ store });
       try {
         // interactive login (no TTY on std streams, /dev/tty available, $BROWSER = test browser)
-        const token = assertTokenOutput(await world.runInTerminal(["token"]), world);
+        const token = assertToken(await world.runInTerminal(["token"]), world);
         assert.equal(await world.browserLaunches(), 1);
         assert.equal(world.server.counters.tokenByGrant.authorization_code, 1);
         assert.equal(JSON.parse((await world.readItem(ACCESS))!).access_token, token);
@@ -94,7 +66,7 @@ for (const store of ["pass", "encrypted-file"] as const) {
         // cached: no request at all
         world.server.resetCounters();
         const cached = await world.run(["token"]);
-        assert.equal(assertTokenOutput(cached, world), token);
+        assert.equal(assertToken(cached, world), token);
         assertQuietStderr(cached, store);
         assert.deepEqual([world.server.counters.token, world.server.counters.authorize], [0, 0]);
         if (store === "encrypted-file") {
@@ -104,15 +76,15 @@ for (const store of ["pass", "encrypted-file"] as const) {
         }
 
         // silent refresh: the stored access token is too close to expiry
-        await plantAccess(world, token, 2 * 60_000);
+        await plant(world, { access: { token: token, leftMs: 2 * 60_000 } });
         const refreshed = await world.run(["token"]);
-        const newToken = assertTokenOutput(refreshed, world);
+        const newToken = assertToken(refreshed, world);
         assert.notEqual(newToken, token);
         assert.equal(world.server.counters.tokenByGrant.refresh_token, 1);
         assert.equal(JSON.parse((await world.readItem(ACCESS))!).access_token, newToken);
 
         // invalid_grant: both items removed, exit 1 when non-interactive
-        await plantAccess(world, newToken, -60_000);
+        await plant(world, { access: { token: newToken, leftMs: -60_000 } });
         world.server.revokeAll();
         const revoked = await world.run(["token"]);
         assertFailure(
@@ -141,7 +113,7 @@ for (const store of ["pass", "encrypted-file"] as const) {
             () => world.runInTerminal(["token"], { TEST_BROWSER_DELAY_MS: "300" }, 90_000),
           ),
         );
-        const tokens = runs.map((r) => assertTokenOutput(r, world));
+        const tokens = runs.map((r) => assertToken(r, world));
         assert.equal(new Set(tokens).size, 1, "all 16 printed the same token");
         assert.equal(await world.browserLaunches(), 1);
         assert.equal(world.server.counters.authorize, 1);
@@ -168,7 +140,7 @@ storeTest(
       assert.equal(saved.store, "pass");
       // Pinned in the config now: the variable is no longer needed.
       const cached = await world.run(["token"], { AGENT_RUNNER_STORE: "" });
-      assertTokenOutput(cached, world);
+      assertToken(cached, world);
       assert.equal(cached.stderr, "");
       await assertSecretServiceUntouched(world);
     } finally {

@@ -5,48 +5,15 @@
  * pseudo-terminal with every standard stream redirected, as in Claude Code's TUI.
  */
 import assert from "node:assert/strict";
-import { freePort, type RunResult, secretServiceTest, World } from "./harness.ts";
+import { assertFailure, assertToken, plant } from "./fixtures/fault_kit.ts";
+import { freePort, secretServiceTest, World } from "./harness.ts";
 
 const ACCESS = "agent-runner-access-token";
 const REFRESH = "agent-runner-refresh-token";
 
-/** stdout holds exactly one line, the token, and it is one the server issued. */
-function assertTokenOutput(r: RunResult, world: World): string {
-  assert.equal(r.code, 0, `exit ${r.code}; stderr: ${r.stderr}`);
-  assert.match(
-    r.stdout,
-    /^[\x21-\x7e]+\n$/,
-    `stdout must be one token line, got ${JSON.stringify(r.stdout)}`,
-  );
-  const token = r.stdout.trimEnd();
-  assert.ok(world.server.issued.access.includes(token), "printed token was issued by the server");
-  return token;
-}
-
-/** A failure: non-zero exit, empty stdout, one stderr line naming what to do. */
-function assertFailure(r: RunResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit ${r.code}; stderr: ${r.stderr}`);
-  assert.equal(r.stdout, "", "stdout is empty on failure");
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.match(lines[lines.length - 1], pattern);
-}
-
-/** Plants an access-token record (our envelope) directly in the keyring. */
-async function plantAccess(world: World, token: string, leftMs: number, lifetimeMs = 3_600_000) {
-  const now = Date.now();
-  const value = JSON.stringify({
-    v: 1,
-    access_token: token,
-    expires_at: Math.floor((now + leftMs) / 1000),
-    obtained_at: Math.floor((now + leftMs - lifetimeMs) / 1000),
-    lifetime_known: true,
-  });
-  await world.storeItem(ACCESS, value);
-}
-
 /** Logs in once through the terminal path and returns the token. */
 async function loginViaToken(world: World): Promise<string> {
-  return assertTokenOutput(await world.runInTerminal(["token"]), world);
+  return assertToken(await world.runInTerminal(["token"]), world);
 }
 
 secretServiceTest(
@@ -85,7 +52,7 @@ secretServiceTest(
     try {
       // interactive login (no TTY on std streams, /dev/tty available, $BROWSER = test browser)
       const first = await world.runInTerminal(["token"]);
-      const token = assertTokenOutput(first, world);
+      const token = assertToken(first, world);
       assert.equal(await world.browserLaunches(), 1);
       assert.equal(world.server.counters.authorize, 1);
       assert.equal(world.server.counters.tokenByGrant.authorization_code, 1);
@@ -101,7 +68,7 @@ secretServiceTest(
       // cached: no request at all
       world.server.resetCounters();
       const cached = await world.run(["token"]);
-      assert.equal(assertTokenOutput(cached, world), token);
+      assert.equal(assertToken(cached, world), token);
       assert.equal(cached.stderr, "");
       assert.deepEqual(
         [world.server.counters.token, world.server.counters.authorize],
@@ -110,9 +77,9 @@ secretServiceTest(
       );
 
       // silent refresh: the stored access token is too close to expiry for the helper TTL
-      await plantAccess(world, token, 2 * 60_000);
+      await plant(world, { access: { token: token, leftMs: 2 * 60_000 } });
       const refreshed = await world.run(["token"]);
-      const newToken = assertTokenOutput(refreshed, world);
+      const newToken = assertToken(refreshed, world);
       assert.notEqual(newToken, token);
       assert.equal(world.server.counters.tokenByGrant.refresh_token, 1);
       assert.equal(JSON.parse((await world.secretTool(ACCESS))!).access_token, newToken);
@@ -132,10 +99,10 @@ secretServiceTest(
     const world = await World.create();
     try {
       const token = await loginViaToken(world);
-      await plantAccess(world, token, 50 * 60_000);
+      await plant(world, { access: { token: token, leftMs: 50 * 60_000 } });
       world.server.resetCounters();
       const r = await world.run(["token"], { CLAUDE_CODE_API_KEY_HELPER_TTL_MS: "3300000" });
-      assert.notEqual(assertTokenOutput(r, world), token);
+      assert.notEqual(assertToken(r, world), token);
       assert.equal(world.server.counters.tokenByGrant.refresh_token, 1);
     } finally {
       await world.close();
@@ -154,7 +121,7 @@ secretServiceTest(
           () => world.runInTerminal(["token"], { TEST_BROWSER_DELAY_MS: "300" }, 90_000),
         ),
       );
-      const tokens = runs.map((r) => assertTokenOutput(r, world));
+      const tokens = runs.map((r) => assertToken(r, world));
       assert.equal(new Set(tokens).size, 1, "all 16 printed the same token");
       assert.equal(await world.browserLaunches(), 1);
       assert.equal(world.server.counters.authorize, 1);
@@ -175,12 +142,12 @@ secretServiceTest(
     const world = await World.create({ server: { rotation: true } });
     try {
       const token = await loginViaToken(world);
-      await plantAccess(world, token, -60_000);
+      await plant(world, { access: { token: token, leftMs: -60_000 } });
       world.server.resetCounters();
       const runs = await Promise.all(
         Array.from({ length: 16 }, () => world.run(["token"], {}, 90_000)),
       );
-      const tokens = runs.map((r) => assertTokenOutput(r, world));
+      const tokens = runs.map((r) => assertToken(r, world));
       assert.equal(new Set(tokens).size, 1);
       assert.notEqual(tokens[0], token);
       assert.equal(world.server.counters.tokenByGrant.refresh_token, 1);
@@ -199,7 +166,7 @@ secretServiceTest("e2e: invalid_grant -> tokens cleared, exit 1 when non-interac
   const world = await World.create();
   try {
     const token = await loginViaToken(world);
-    await plantAccess(world, token, -60_000);
+    await plant(world, { access: { token: token, leftMs: -60_000 } });
     world.server.revokeAll();
     const r = await world.run(["token"]);
     assertFailure(
@@ -220,7 +187,7 @@ secretServiceTest(
     const world = await World.create();
     try {
       const token = await loginViaToken(world);
-      await plantAccess(world, token, 3 * 60_000);
+      await plant(world, { access: { token: token, leftMs: 3 * 60_000 } });
       await world.writeConfig({ auth_domain: `http://127.0.0.1:${freePort()}` });
       const r = await world.run(["token"]);
       assert.equal(r.code, 0, r.stderr);
@@ -240,7 +207,7 @@ secretServiceTest("e2e: server down and the token expired -> exit 5, nothing del
   const world = await World.create();
   try {
     const token = await loginViaToken(world);
-    await plantAccess(world, token, -60_000);
+    await plant(world, { access: { token: token, leftMs: -60_000 } });
     await world.writeConfig({ auth_domain: `http://127.0.0.1:${freePort()}` });
     const r = await world.run(["token"]);
     assertFailure(r, 5, /Cannot reach the token endpoint/);
@@ -305,7 +272,7 @@ secretServiceTest(
       assert.equal(saved.store, "secret-service");
       assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
       const cached = await world.run(["token"]);
-      assertTokenOutput(cached, world);
+      assertToken(cached, world);
     } finally {
       await world.close();
     }
