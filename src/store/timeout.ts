@@ -36,18 +36,26 @@ export function storeTimeoutMs(
 
 /**
  * Races `pending` against a timer of `timeoutMs`; when the timer wins, `onTimeout` runs (kill
- * the child, …) and its `StoreError` is thrown. The timer is cleared when the call wins, and a
- * late rejection of `pending` is absorbed, so nothing is left scheduled or unhandled.
+ * the child, close the socket, …) and its `StoreError` is thrown. A late rejection of `pending`
+ * is absorbed, so nothing is left unhandled.
+ *
+ * The timer is `AbortSignal.timeout`, not `setTimeout`: in Deno 2.9 the first `setTimeout` of a
+ * process costs ~3.5 ms (measured: 3.2–5.3 ms, against 0.3 ms for `AbortSignal.timeout`), a
+ * tenth of a cached `token` call. Its timer does not keep the process alive and cannot be
+ * cleared, so a call that settles first just makes the later expiry a no-op.
  */
 export function boundStoreCall<T>(
   pending: Promise<T>,
   timeoutMs: number,
   onTimeout: () => StoreError,
 ): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let settled = false;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), timeoutMs);
+    AbortSignal.timeout(timeoutMs).addEventListener("abort", () => {
+      if (!settled) reject(onTimeout());
+    }, { once: true });
   });
+  expired.catch(() => {});
   pending.catch(() => {});
-  return Promise.race([pending, expired]).finally(() => clearTimeout(timer));
+  return Promise.race([pending, expired]).finally(() => settled = true);
 }
