@@ -1,0 +1,242 @@
+/**
+ * A minimal D-Bus client connection over a Unix socket: the session bus address, the SASL
+ * `EXTERNAL` handshake, and pipelined method calls matched to their replies by serial.
+ *
+ * Pipelined on purpose: the handshake, `Hello` and every call made in the same tick leave in one
+ * write, the way sd-bus does it, so a whole Secret Service read costs two round trips on the
+ * socket instead of libsecret's dlopen of GLib plus a dozen (SPEC.md §8).
+ *
+ * The handshake sends `AUTH EXTERNAL` without an identity and answers the server's empty `DATA`
+ * challenge with an empty `DATA`: the bus then takes the uid from the socket's peer credentials,
+ * so no `--allow-sys=uid` is needed to spell it out.
+ *
+ * No imports beyond `wire.ts`: this is on the cached `token` path.
+ *
+ * @module
+ */
+
+import {
+  DBusWireError,
+  decodeMessage,
+  encodeCall,
+  ERROR,
+  type Message,
+  messageLength,
+  METHOD_RETURN,
+} from "./wire.ts";
+
+/** A method call. */
+export interface Call {
+  destination?: string;
+  path: string;
+  interface?: string;
+  member: string;
+  signature?: string;
+  args?: unknown[];
+  flags?: number;
+}
+
+/** The peer answered a call with an error message. */
+export class DBusCallError extends Error {
+  override name = "DBusCallError";
+  constructor(readonly errorName: string, detail: string) {
+    super(`${errorName}: ${detail}`);
+  }
+}
+
+/** The connection ended (closed, reset, refused by the handshake) before a reply came. */
+export class DBusClosedError extends Error {
+  override name = "DBusClosedError";
+}
+
+/**
+ * The socket path of the session bus: the first `unix:path=` entry of
+ * `DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus` when the variable is unset (GLib's and
+ * sd-bus's default). `null` when the address names only transports this client does not speak
+ * (`unix:abstract=`, `tcp:`, `launchd:`, …): the caller then uses libsecret.
+ */
+export function sessionBusPath(getEnv: (name: string) => string | undefined): string | null {
+  const address = getEnv("DBUS_SESSION_BUS_ADDRESS");
+  if (address === undefined || address === "") {
+    const runtime = getEnv("XDG_RUNTIME_DIR");
+    return runtime ? `${runtime}/bus` : null;
+  }
+  for (const entry of address.split(";")) {
+    const colon = entry.indexOf(":");
+    if (entry.slice(0, colon) !== "unix") continue;
+    for (const pair of entry.slice(colon + 1).split(",")) {
+      const eq = pair.indexOf("=");
+      if (pair.slice(0, eq) !== "path") continue;
+      try {
+        return decodeURIComponent(pair.slice(eq + 1));
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
+}
+
+const encoder = new TextEncoder();
+/** `AUTH EXTERNAL` with no identity, the empty `DATA` answer, `BEGIN`: one write. */
+const HANDSHAKE = encoder.encode("\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n");
+const MAX_HANDSHAKE = 4096;
+
+interface Pending {
+  resolve: (message: Message) => void;
+  reject: (error: Error) => void;
+}
+
+/** One connection to a bus. {@linkcode BusConnection.close} ends it and fails pending calls. */
+export class BusConnection {
+  readonly #conn: Deno.UnixConn;
+  #serial = 0;
+  #outbox: Uint8Array[] = [HANDSHAKE];
+  #flushing = false;
+  readonly #pending = new Map<number, Pending>();
+  #closed: Error | null = null;
+
+  private constructor(conn: Deno.UnixConn) {
+    this.#conn = conn;
+  }
+
+  /**
+   * Connects to the bus socket at `path` and queues the handshake and `Hello` (their replies
+   * are awaited by the first real call's). Needs `--allow-read --allow-write` on `path`.
+   */
+  static async open(path: string): Promise<BusConnection> {
+    const conn = await Deno.connect({ transport: "unix", path });
+    const bus = new BusConnection(conn);
+    bus.call({
+      destination: "org.freedesktop.DBus",
+      path: "/org/freedesktop/DBus",
+      interface: "org.freedesktop.DBus",
+      member: "Hello",
+    }).catch(() => {}); // a failed Hello fails every later call as well
+    bus.#readLoop();
+    return bus;
+  }
+
+  /** Sends a call (batched with the others of this tick); resolves with the reply. */
+  call(call: Call): Promise<Message> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const serial = ++this.#serial;
+    this.#outbox.push(encodeCall(serial, call));
+    this.#scheduleFlush();
+    return new Promise((resolve, reject) => this.#pending.set(serial, { resolve, reject }));
+  }
+
+  /** Closes the socket; pending calls fail with `DBusClosedError`. Idempotent. */
+  close(): void {
+    this.#fail(new DBusClosedError("connection closed"));
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    queueMicrotask(async () => {
+      this.#flushing = false;
+      const parts = this.#outbox;
+      this.#outbox = [];
+      let size = 0;
+      for (const p of parts) size += p.length;
+      const all = new Uint8Array(size);
+      let at = 0;
+      for (const p of parts) {
+        all.set(p, at);
+        at += p.length;
+      }
+      try {
+        for (let written = 0; written < all.length;) {
+          written += await this.#conn.write(all.subarray(written));
+        }
+      } catch (error) {
+        this.#fail(new DBusClosedError(`write failed: ${(error as Error).message}`));
+      }
+    });
+  }
+
+  #fail(error: Error): void {
+    if (this.#closed) return;
+    this.#closed = error;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+    for (const p of this.#pending.values()) p.reject(error);
+    this.#pending.clear();
+  }
+
+  async #readLoop(): Promise<void> {
+    let buffer: Uint8Array = new Uint8Array(0);
+    let authenticated = false;
+    const chunk = new Uint8Array(16384);
+    try {
+      while (!this.#closed) {
+        const n = await this.#conn.read(chunk);
+        if (n === null) throw new DBusClosedError("the bus closed the connection");
+        const joined = new Uint8Array(buffer.length + n);
+        joined.set(buffer);
+        joined.set(chunk.subarray(0, n), buffer.length);
+        buffer = joined;
+        if (!authenticated) {
+          const rest = handshakeDone(buffer);
+          if (rest === null) continue;
+          authenticated = true;
+          buffer = rest;
+        }
+        for (let length = messageLength(buffer); length > 0; length = messageLength(buffer)) {
+          this.#dispatch(decodeMessage(buffer.subarray(0, length)));
+          buffer = buffer.subarray(length);
+        }
+      }
+    } catch (error) {
+      this.#fail(
+        error instanceof DBusClosedError || error instanceof DBusWireError
+          ? error
+          : new DBusClosedError(`read failed: ${(error as Error).message}`),
+      );
+    }
+  }
+
+  #dispatch(message: Message): void {
+    if (message.type !== METHOD_RETURN && message.type !== ERROR) return; // signals, calls
+    const pending = message.replySerial === undefined
+      ? undefined
+      : this.#pending.get(message.replySerial);
+    if (!pending) return;
+    this.#pending.delete(message.replySerial!);
+    if (message.type === METHOD_RETURN) return pending.resolve(message);
+    const detail = typeof message.body[0] === "string" ? message.body[0] : "";
+    pending.reject(new DBusCallError(message.errorName ?? "unknown error", detail.slice(0, 200)));
+  }
+}
+
+/**
+ * Consumes the server's handshake lines: the empty `DATA` challenge, then `OK <guid>`. Returns
+ * the bytes after the `OK` line, or `null` while it has not arrived. `REJECTED`, `ERROR` or an
+ * overlong handshake throw.
+ */
+function handshakeDone(buffer: Uint8Array): Uint8Array | null {
+  let start = 0;
+  for (;;) {
+    const end = indexOfCrLf(buffer, start);
+    if (end < 0) {
+      if (buffer.length > MAX_HANDSHAKE) throw new DBusWireError("handshake too long");
+      return null;
+    }
+    const line = new TextDecoder().decode(buffer.subarray(start, end));
+    start = end + 2;
+    if (line.startsWith("OK ")) return buffer.subarray(start);
+    if (line === "DATA" || line.startsWith("DATA ")) continue;
+    throw new DBusClosedError(`the bus refused the handshake: ${line.slice(0, 80)}`);
+  }
+}
+
+function indexOfCrLf(buffer: Uint8Array, from: number): number {
+  for (let i = from; i + 1 < buffer.length; i++) {
+    if (buffer[i] === 13 && buffer[i + 1] === 10) return i;
+  }
+  return -1;
+}

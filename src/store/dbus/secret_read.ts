@@ -1,0 +1,237 @@
+/**
+ * One Secret Service lookup spoken directly on the session bus, for the cached `token` path:
+ * an encrypted session (`dh-ietf1024-sha256-aes128-cbc-pkcs7`, the one libsecret opens),
+ * `SearchItems`, `GetSecret`, all pipelined on one connection.
+ *
+ * Why it exists: libsecret's first read costs ~12–15 ms in a fresh process (dlopen of GLib,
+ * GObject, GIO and libsecret, its proxies, libgcrypt's start-up), most of a cached `token` call
+ * (issue 5; SPEC.md §8 asks for 1.5× an empty `deno run`). This read costs about 2 ms and keeps
+ * what libsecret gives: the secret crosses the bus encrypted with a key only this process and
+ * the keyring share.
+ *
+ * It is a read accelerator, not a second backend. Writes, deletes, unlocking and prompting stay
+ * with libsecret (`ffi/linux/libsecret.ts`), and anything this reader does not handle cleanly
+ * answers {@linkcode Fallback} so the caller asks libsecret the same question: no bus socket
+ * path (abstract sockets, other transports), no provider running (libsecret may D-Bus-activate
+ * one), a locked item (libsecret owns the locked-collection rules), an error reply, a malformed
+ * message, a failed decryption, and the 1-in-256 session whose shared secret starts with a zero
+ * byte (providers disagree on whether to pad it before HKDF; libsecret's answer is the right one
+ * by definition). Only a silent bus is not retried: the caller's timeout then ends the call with
+ * the same error libsecret's timeout gives, instead of waiting twice.
+ *
+ * Crypto: Web Crypto for HKDF-SHA256 and AES-128-CBC (the platform primitives; the npm HKDF
+ * package the encrypted-file store uses would load Deno's npm layer, ~10 ms, on this path) and
+ * BigInt for the modular exponentiation, with a 256-bit private exponent: RFC 3526 §8 asks for
+ * at least twice the strength of the 1024-bit group (~80 bits), and it keeps the two
+ * exponentiations under a millisecond.
+ *
+ * Needs `--allow-read --allow-write` on the bus socket and `--allow-env` for the address.
+ *
+ * @module
+ */
+
+import type { StoreError } from "../../errors.ts";
+import { boundStoreCall } from "../timeout.ts";
+import { BusConnection, sessionBusPath } from "./connection.ts";
+import { DBusWireError, type Message, NO_AUTO_START, type Variant } from "./wire.ts";
+
+/** What the reader found. */
+export type SecretRead =
+  | { kind: "found"; value: string }
+  | { kind: "absent" }
+  | Fallback;
+
+/** Ask libsecret instead; `why` is for the `-v` trace. */
+export interface Fallback {
+  kind: "fallback";
+  why: string;
+}
+
+const SECRETS = "org.freedesktop.secrets";
+const SERVICE_PATH = "/org/freedesktop/secrets";
+const SERVICE_IFACE = "org.freedesktop.Secret.Service";
+const ITEM_IFACE = "org.freedesktop.Secret.Item";
+const ALGORITHM = "dh-ietf1024-sha256-aes128-cbc-pkcs7";
+
+/** RFC 2409 §6.2, the Second Oakley Group (1024-bit MODP), generator 2. */
+export const OAKLEY_1024 = BigInt(
+  "0xFFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E34" +
+    "04DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6" +
+    "F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
+);
+const GROUP_BYTES = 128;
+const PRIVATE_BYTES = 32;
+
+/**
+ * Reads the secret of the first unlocked item matching `attributes` (which must include
+ * `xdg:schema`, as libsecret's lookups match it). The whole read, connection included, is raced
+ * against `timeoutMs`; when the timer wins, the connection is closed and `timeoutError()` is
+ * thrown. Every other failure is a {@linkcode Fallback}.
+ */
+export async function readSecret(
+  attributes: Record<string, string>,
+  options: {
+    getEnv: (name: string) => string | undefined;
+    timeoutMs: number;
+    timeoutError: () => StoreError;
+  },
+): Promise<SecretRead> {
+  const path = sessionBusPath(options.getEnv);
+  if (path === null) return fallback("no unix:path session bus address");
+  let bus: BusConnection | null = null;
+  let timedOut: StoreError | null = null;
+  try {
+    const reading = (async () => {
+      const connecting = BusConnection.open(path);
+      const keys = generateKeyPair();
+      bus = await connecting;
+      return await lookup(bus, attributes, keys);
+    })();
+    return await boundStoreCall(reading, options.timeoutMs, () => {
+      timedOut = options.timeoutError();
+      return timedOut;
+    });
+  } catch (error) {
+    if (error === timedOut) throw error;
+    return fallback(error instanceof Error ? error.message : String(error));
+  } finally {
+    (bus as BusConnection | null)?.close();
+  }
+}
+
+async function lookup(
+  bus: BusConnection,
+  attributes: Record<string, string>,
+  keys: KeyPair,
+): Promise<SecretRead> {
+  const call = (
+    path: string,
+    iface: string,
+    member: string,
+    signature = "",
+    args: unknown[] = [],
+  ) =>
+    bus.call({
+      destination: SECRETS,
+      path,
+      interface: iface,
+      member,
+      signature,
+      args,
+      // Never start a provider from here: libsecret does that, with its own rules.
+      flags: NO_AUTO_START,
+    });
+  const opening = call(SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", [
+    ALGORITHM,
+    { signature: "ay", value: keys.publicKey } satisfies Variant,
+  ]);
+  const searching = call(SERVICE_PATH, SERVICE_IFACE, "SearchItems", "a{ss}", [
+    Object.entries(attributes),
+  ]);
+  searching.catch(() => {}); // awaited below; an early rejection is not unhandled
+
+  const [output, session] = expect(await opening, "vo") as [Variant, string];
+  if (output.signature !== "ay") return fallback(`OpenSession output of type ${output.signature}`);
+  const aesKey = await deriveSessionKey(keys, output.value as Uint8Array);
+  if (aesKey === null) return fallback("shared secret with a leading zero byte");
+
+  const [unlocked, locked] = expect(await searching, "aoao") as [string[], string[]];
+  if (unlocked.length === 0) {
+    return locked.length > 0 ? fallback("the item is locked") : { kind: "absent" };
+  }
+  const [secret] = expect(
+    await call(unlocked[0], ITEM_IFACE, "GetSecret", "o", [session]),
+    "(oayays)",
+  ) as [[string, Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>, string]];
+  const [secretSession, iv, ciphertext] = secret;
+  if (secretSession !== session) return fallback("secret from another session");
+  if (iv.length !== 16) return fallback("bad IV length");
+  let plain: ArrayBuffer;
+  try {
+    plain = await crypto.subtle.decrypt({ name: "AES-CBC", iv }, aesKey, ciphertext);
+  } catch {
+    return fallback("the secret did not decrypt");
+  }
+  try {
+    return { kind: "found", value: new TextDecoder("utf-8", { fatal: true }).decode(plain) };
+  } catch {
+    return fallback("the secret is not UTF-8");
+  }
+}
+
+function expect(message: Message, signature: string): unknown[] {
+  if ((message.signature ?? "") !== signature) {
+    throw new DBusWireError(`reply of type "${message.signature ?? ""}", not "${signature}"`);
+  }
+  return message.body;
+}
+
+function fallback(why: string): Fallback {
+  return { kind: "fallback", why };
+}
+
+// ---- Diffie-Hellman ------------------------------------------------------------------------
+
+/** A client key pair: the private exponent and the public value, padded to the group size. */
+export interface KeyPair {
+  privateKey: bigint;
+  publicKey: Uint8Array;
+}
+
+/** A fresh key pair (`privateKey` for tests: a fixed exponent). */
+export function generateKeyPair(privateKey?: bigint): KeyPair {
+  let x = privateKey ?? 0n;
+  while (x === 0n) x = bytesToBigInt(crypto.getRandomValues(new Uint8Array(PRIVATE_BYTES)));
+  // Padded to 128 bytes: KWallet rejects a shorter public key (docker/secrets-engine#649).
+  return { privateKey: x, publicKey: bigIntToBytes(modPow(2n, x, OAKLEY_1024), GROUP_BYTES)! };
+}
+
+/**
+ * The session's AES-128 key: HKDF-SHA256 (no salt, no info) of the 128-byte shared secret, as
+ * libsecret and gnome-keyring derive it. `null` when the peer's value is out of range or the
+ * shared secret's first byte is zero (see the module doc).
+ */
+export async function deriveSessionKey(
+  keys: KeyPair,
+  peerPublic: Uint8Array,
+): Promise<CryptoKey | null> {
+  const peer = bytesToBigInt(peerPublic);
+  if (peer <= 1n || peer >= OAKLEY_1024 - 1n) return null;
+  const shared = bigIntToBytes(modPow(peer, keys.privateKey, OAKLEY_1024), GROUP_BYTES)!;
+  if (shared[0] === 0) return null;
+  const ikm = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits(
+    { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: new Uint8Array(0) },
+    ikm,
+    128,
+  );
+  return await crypto.subtle.importKey("raw", bits, "AES-CBC", false, ["decrypt", "encrypt"]);
+}
+
+/** Left-to-right square-and-multiply. */
+export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
+  let result = 1n;
+  base %= modulus;
+  for (let bit = BigInt(exponent.toString(2).length - 1); bit >= 0n; bit--) {
+    result = (result * result) % modulus;
+    if ((exponent >> bit) & 1n) result = (result * base) % modulus;
+  }
+  return result;
+}
+
+/** Big-endian unsigned bytes → bigint. */
+export function bytesToBigInt(bytes: Uint8Array): bigint {
+  let hex = "0x0";
+  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
+  return BigInt(hex);
+}
+
+/** bigint → big-endian unsigned bytes, left-padded to `size`; `null` when it does not fit. */
+export function bigIntToBytes(value: bigint, size: number): Uint8Array<ArrayBuffer> | null {
+  const hex = value.toString(16);
+  if (hex.length > size * 2) return null;
+  const padded = hex.padStart(size * 2, "0");
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) out[i] = parseInt(padded.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
