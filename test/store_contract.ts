@@ -18,10 +18,10 @@ import { ACCESS_ITEM, REFRESH_ITEM, type TokenStore } from "../src/store/store.t
 
 /** Sizes in UTF-8 bytes: tiny, Windows' 2,560-byte blob cap and one past it, Cognito's ~4.7 KB of
  * tokens, and 16 KB. */
-const SIZES = [1, 2, 255, 2560, 2561, 4700, 16 * 1024];
+export const SIZES = [1, 2, 255, 2560, 2561, 4700, 16 * 1024];
 
 /** Values a careless store would trim, split at a line break or mangle in a C string. */
-const AWKWARD = [
+export const AWKWARD = [
   "🔑", // outside the BMP: a surrogate pair in JS, 4 bytes in UTF-8
   "鍵とトークン", // CJK
   "line one\nline two", // a newline inside
@@ -152,7 +152,7 @@ function describe(value: unknown): string {
 
 /** A printable value of exactly `bytes` UTF-8 bytes whose every position differs from its
  * neighbours, so a cut, a shift or a repeated chunk is caught. */
-function asciiValue(bytes: number): string {
+export function asciiValue(bytes: number): string {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
   let value = "";
   for (let i = 0; i < bytes; i++) value += alphabet[(i * 7 + Math.floor(i / 64)) % alphabet.length];

@@ -19,7 +19,39 @@ import {
   secretTool,
   startSecretService,
 } from "./fixtures/secret_service.ts";
-import { assertStoreError, runStoreContract, same } from "./store_contract.ts";
+import {
+  asciiValue,
+  assertStoreError,
+  AWKWARD,
+  runStoreContract,
+  same,
+  SIZES,
+} from "./store_contract.ts";
+import { readSecret, type SecretRead } from "../src/store/dbus/secret_read.ts";
+import { BusConnection } from "../src/store/dbus/connection.ts";
+import { SCHEMA_NAME } from "../ffi/linux/libsecret.ts";
+
+/** The D-Bus reader on `env`'s bus, as the store calls it for `item`. */
+function dbusRead(
+  env: Record<string, string>,
+  item: string,
+  timeoutMs = 3000,
+): Promise<SecretRead> {
+  return readSecret({ service: SERVICE, account: item, "xdg:schema": SCHEMA_NAME }, {
+    getEnv: (name) => env[name],
+    timeoutMs,
+    timeoutError: () => new StoreError("timeout", `no answer within ${timeoutMs} ms`),
+  });
+}
+
+function sameRead(actual: SecretRead, expected: SecretRead, what: string): void {
+  same(JSON.stringify(actual), JSON.stringify(expected), what);
+}
+
+/** Accepts the 1-in-256 session the reader hands to libsecret on purpose (leading zero byte). */
+function isZeroByteFallback(read: SecretRead): boolean {
+  return read.kind === "fallback" && read.why.includes("leading zero byte");
+}
 
 const STORE_OP = new URL("./fixtures/store_op.ts", import.meta.url).pathname;
 
@@ -35,6 +67,54 @@ Deno.test({
       const store = new SecretServiceStore();
 
       await t.step("keeps the store contract", (t) => runStoreContract(t, () => store));
+
+      await t.step(
+        "the D-Bus reader reads what libsecret wrote, each value over its own encrypted session",
+        async () => {
+          let zeroByte = 0;
+          const values = [...SIZES.map(asciiValue), ...AWKWARD, ...Array(40).fill("eyJ.same")];
+          for (const value of values) {
+            await store.set(ACCESS_ITEM, value);
+            const read = await dbusRead(service.env, ACCESS_ITEM);
+            if (isZeroByteFallback(read)) zeroByte++;
+            else {sameRead(
+                read,
+                { kind: "found", value },
+                `read of ${JSON.stringify(value.slice(0, 20))}`,
+              );}
+          }
+          same(zeroByte <= 2, true, `${zeroByte} of ${values.length} sessions fell back`);
+          await store.delete(ACCESS_ITEM);
+          sameRead(await dbusRead(service.env, ACCESS_ITEM), { kind: "absent" }, "a missing item");
+        },
+      );
+
+      await t.step(
+        "the secret never crosses the bus in clear (dbus-monitor sees all)",
+        async () => {
+          const value = `secret-${crypto.randomUUID()}`;
+          await store.set(ACCESS_ITEM, value);
+          const monitor = new Deno.Command("dbus-monitor", {
+            args: ["--address", service.env.DBUS_SESSION_BUS_ADDRESS, "--binary"],
+            stdout: "piped",
+            stderr: "null",
+          }).spawn();
+          const captured = new Response(monitor.stdout).arrayBuffer();
+          await new Promise((resolve) => setTimeout(resolve, 300)); // let it become a monitor
+          let read: SecretRead;
+          do read = await dbusRead(service.env, ACCESS_ITEM); while (isZeroByteFallback(read));
+          sameRead(read, { kind: "found", value }, "the read through the monitored bus");
+          // The control: the same secret fetched over a plain session is in the capture.
+          const plain = await plainSessionRead(service.env.DBUS_SESSION_BUS_ADDRESS, ACCESS_ITEM);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          monitor.kill();
+          await monitor.status;
+          const text = new TextDecoder("latin1").decode(await captured);
+          same(plain, value, "the control read");
+          same(text.split(value).length - 1, 1, "the value appears once: the plain control only");
+          await store.delete(ACCESS_ITEM);
+        },
+      );
 
       await t.step("secret-tool reads what the store wrote (interop)", async () => {
         const value = "eyJhbGciOi.🔑 unicode\nand a newline";
@@ -105,6 +185,8 @@ Deno.test({
         const error = await assertStoreError(store.assertUsable(), "locked");
         same(/locked/i.test(error.message), true, `message: ${error.message}`);
         await assertStoreError(store.set(ACCESS_ITEM, "x"), "locked");
+        const read = await dbusRead(service.env, ACCESS_ITEM);
+        sameRead(read, { kind: "fallback", why: "the item is locked" }, "the D-Bus reader defers");
       });
     } finally {
       for (const [key, value] of saved) {
@@ -264,7 +346,18 @@ async function storeOp(
 ): Promise<{ line: Record<string, unknown>; wallMs: number }> {
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-ffi", "--allow-env", "--no-lock", STORE_OP, op],
+    // The CLI's own grants that matter here: the D-Bus reader needs read/write on the socket.
+    args: [
+      "run",
+      "--quiet",
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--no-lock",
+      STORE_OP,
+      op,
+    ],
     env: clear ? { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" } : env,
     clearEnv: clear,
     stdin: stdin === undefined ? "null" : "piped",
@@ -295,3 +388,94 @@ function denoDir(): string {
   const home = Deno.env.get("HOME") ?? "/root";
   return Deno.env.get("DENO_DIR") ?? `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/deno`;
 }
+
+/**
+ * The test's control for the bus monitor: a `plain` session (no encryption) read of `item`, so
+ * the monitor is shown to capture a secret that does cross in clear.
+ */
+async function plainSessionRead(address: string, item: string): Promise<string> {
+  const bus = await BusConnection.open(address.replace(/^unix:path=/, "").split(",")[0]);
+  try {
+    const call = (
+      path: string,
+      iface: string,
+      member: string,
+      signature: string,
+      args: unknown[],
+    ) =>
+      bus.call({
+        destination: "org.freedesktop.secrets",
+        path,
+        interface: iface,
+        member,
+        signature,
+        args,
+      });
+    const opened = await call(
+      "/org/freedesktop/secrets",
+      "org.freedesktop.Secret.Service",
+      "OpenSession",
+      "sv",
+      ["plain", { signature: "s", value: "" }],
+    );
+    const session = opened.body[1] as string;
+    const found = await call(
+      "/org/freedesktop/secrets",
+      "org.freedesktop.Secret.Service",
+      "SearchItems",
+      "a{ss}",
+      [[["service", SERVICE], ["account", item]]],
+    );
+    const [unlocked] = found.body as [string[]];
+    const secret = await call(unlocked[0], "org.freedesktop.Secret.Item", "GetSecret", "o", [
+      session,
+    ]);
+    const [[, , value]] = secret.body as [[string, Uint8Array, Uint8Array, string]];
+    return new TextDecoder().decode(value);
+  } finally {
+    bus.close();
+  }
+}
+
+Deno.test("SecretServiceStore: only a process's first read goes through the D-Bus reader", async (t) => {
+  const make = (fast: SecretRead) => {
+    const seen: string[] = [];
+    const api: SecretServiceApi = {
+      storePassword: () => Promise.resolve(),
+      lookupPassword: (attributes) => {
+        seen.push(`libsecret ${attributes.account}`);
+        return Promise.resolve("from libsecret");
+      },
+      clearPassword: () => Promise.resolve(true),
+    };
+    const store = new SecretServiceStore(api, (attributes) => {
+      seen.push(`dbus ${attributes.account} ${attributes["xdg:schema"]}`);
+      return Promise.resolve(fast);
+    });
+    return { store, seen };
+  };
+  await t.step("found: answered without libsecret; the next read is libsecret's", async () => {
+    const { store, seen } = make({ kind: "found", value: "from dbus" });
+    same(await store.get(ACCESS_ITEM), "from dbus", "first read");
+    same(await store.get(REFRESH_ITEM), "from libsecret", "second read");
+    same(
+      seen.join(" | "),
+      `dbus ${ACCESS_ITEM} ${SCHEMA_NAME} | libsecret ${REFRESH_ITEM}`,
+      "calls",
+    );
+  });
+  await t.step("absent: null, and libsecret is not asked", async () => {
+    const { store, seen } = make({ kind: "absent" });
+    same(await store.get(ACCESS_ITEM), null, "first read");
+    same(seen.length, 1, "calls");
+  });
+  await t.step("fallback: libsecret answers the same read", async () => {
+    const { store, seen } = make({ kind: "fallback", why: "the item is locked" });
+    same(await store.get(ACCESS_ITEM), "from libsecret", "first read");
+    same(
+      seen.join(" | "),
+      `dbus ${ACCESS_ITEM} ${SCHEMA_NAME} | libsecret ${ACCESS_ITEM}`,
+      "calls",
+    );
+  });
+});

@@ -242,13 +242,17 @@ export function withStoreTimeout<T>(
   what: string,
   timeoutMs: number = storeTimeoutMs(),
 ): Promise<T> {
-  return boundStoreCall(pending, timeoutMs, () =>
-    new StoreError(
-      "timeout",
-      `Secret Service did not answer within ${timeoutMs} ms (${what}): a keyring unlock ` +
-        `prompt may be waiting, or the service is hung; AGENT_RUNNER_STORE_TIMEOUT_MS sets ` +
-        `the limit`,
-    ));
+  return boundStoreCall(pending, timeoutMs, () => secretServiceTimeout(timeoutMs, what));
+}
+
+/** The error of a Secret Service call that did not answer in time (also the D-Bus reader's). */
+export function secretServiceTimeout(timeoutMs: number, what: string): StoreError {
+  return new StoreError(
+    "timeout",
+    `Secret Service did not answer within ${timeoutMs} ms (${what}): a keyring unlock ` +
+      `prompt may be waiting, or the service is hung; AGENT_RUNNER_STORE_TIMEOUT_MS sets ` +
+      `the limit`,
+  );
 }
 
 /**

@@ -3,11 +3,20 @@
  * libsecret. Items are found by the attributes `{service: "agent-runner-auth", account: <item>}`,
  * so `secret-tool lookup service agent-runner-auth account agent-runner-access-token` reads them.
  *
+ * The first read of a process goes through the D-Bus reader (`dbus/secret_read.ts`: the same
+ * encrypted session, ~5 ms instead of libsecret's ~9 ms in a fresh process), which falls back to
+ * libsecret for anything it does not handle cleanly. That read is the cached `token` call's only
+ * one. Later reads come before a write (a refresh under the lock, a login), and the write needs
+ * libsecret loaded anyway, so they go through libsecret, as do all writes and deletes.
+ *
  * @module
  */
 
 import * as libsecret from "../../ffi/linux/libsecret.ts";
+import { debug } from "../log.ts";
+import { readSecret, type SecretRead } from "./dbus/secret_read.ts";
 import { SERVICE, type StoreBackend, type TokenStore } from "./store.ts";
+import { storeTimeoutMs } from "./timeout.ts";
 
 /** The account name of the item {@linkcode SecretServiceStore.assertUsable} writes and removes. */
 export const PROBE_ITEM = "agent-runner-probe";
@@ -23,24 +32,56 @@ export interface SecretServiceApi {
   clearPassword(attributes: libsecret.SecretAttributes): Promise<boolean>;
 }
 
+/** A read that answers without libsecret, or says to ask libsecret. */
+export type FastRead = (attributes: Record<string, string>) => Promise<SecretRead>;
+
+/** The D-Bus reader with the store's timeout and libsecret's timeout error. */
+export const dbusRead: FastRead = (attributes) => {
+  const timeoutMs = storeTimeoutMs();
+  return readSecret(attributes, {
+    getEnv: (name) => Deno.env.get(name),
+    timeoutMs,
+    timeoutError: () => libsecret.secretServiceTimeout(timeoutMs, "lookup"),
+  });
+};
+
 /**
  * A {@linkcode TokenStore} in the user's default Secret Service collection.
  *
- * Every method needs `--allow-ffi` (unscoped) and `--allow-env=AGENT_RUNNER_STORE_TIMEOUT_MS`,
- * is bounded by that timeout (3 s by default), and throws `StoreError` ("unavailable", "locked",
+ * Every method needs `--allow-ffi` (unscoped) and `--allow-env` (the bus address and
+ * `AGENT_RUNNER_STORE_TIMEOUT_MS`); the D-Bus reader also `--allow-read --allow-write` on the bus
+ * socket (without them it hands the read to libsecret). Each call is bounded by that timeout
+ * (3 s by default), and throws `StoreError` ("unavailable", "locked",
  * "timeout", "failed"). After a "timeout" the native call is still pending and keeps the process
  * alive: the CLI ends through `Deno.exit` in `src/main.ts`.
  */
 export class SecretServiceStore implements TokenStore {
   readonly backend: StoreBackend = "secret-service";
   readonly #api: SecretServiceApi;
+  /** Cleared after the first read: see the module doc. */
+  #fastRead: FastRead | null;
 
-  constructor(api: SecretServiceApi = libsecret) {
+  /** `fastRead` defaults to the D-Bus reader with the real libsecret, to none with a fake. */
+  constructor(
+    api: SecretServiceApi = libsecret,
+    fastRead: FastRead | null = api === libsecret ? dbusRead : null,
+  ) {
     this.#api = api;
+    this.#fastRead = fastRead;
   }
 
-  get(item: string): Promise<string | null> {
-    return this.#api.lookupPassword(attributesOf(item));
+  async get(item: string): Promise<string | null> {
+    const attributes = attributesOf(item);
+    const fastRead = this.#fastRead;
+    this.#fastRead = null;
+    if (fastRead) {
+      // libsecret matches the schema name on every lookup (flags NONE): so does this read.
+      const read = await fastRead({ ...attributes, "xdg:schema": libsecret.SCHEMA_NAME });
+      if (read.kind === "found") return read.value;
+      if (read.kind === "absent") return null;
+      debug(`Secret Service: reading ${item} through libsecret (${read.why})`);
+    }
+    return await this.#api.lookupPassword(attributes);
   }
 
   set(item: string, value: string): Promise<void> {
