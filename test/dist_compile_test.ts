@@ -347,6 +347,13 @@ if (Deno.build.os === "linux" && host && hostTrue) {
       const bin = `${dir}/${binaryName(VERSION, host)}`;
       const size = (await Deno.stat(bin)).size;
       assert.ok(size > (await Deno.stat(hostTrue)).size + 100_000, "the program was embedded");
+      // Every lazily imported module too: the D-Bus reader, libsecret, the verbs, oauth4webapi
+      // (`--unstable-lazy-dynamic-imports` in deno.json would leave them out: tasks.cli only).
+      const embedded = new TextDecoder("latin1").decode(await Deno.readFile(bin));
+      for (const module of ["secret_read.ts", "libsecret.ts", "doctor.ts"]) {
+        assert.ok(embedded.includes(module), `${module} is embedded`);
+      }
+      assert.ok(embedded.includes("oauth4webapi"), "oauth4webapi is embedded");
       assert.deepEqual(
         [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
         [archiveName(VERSION, host), binaryName(VERSION, host), "SHA256SUMS"].sort(),
