@@ -132,17 +132,20 @@ async function lookup(
 
   const [output, session] = expect(await opening, "vo") as [Variant, string];
   if (output.signature !== "ay") return fallback(`OpenSession output of type ${output.signature}`);
-  const aesKey = await deriveSessionKey(keys, output.value as Uint8Array);
-  if (aesKey === null) return fallback("shared secret with a leading zero byte");
-
   const [unlocked, locked] = expect(await searching, "aoao") as [string[], string[]];
   if (unlocked.length === 0) {
     return locked.length > 0 ? fallback("the item is locked") : { kind: "absent" };
   }
-  const [secret] = expect(
-    await call(unlocked[0], ITEM_IFACE, "GetSecret", "o", [session]),
-    "(oayays)",
-  ) as [[string, Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>, string]];
+  // Ask for the secret, let the write go out (the connection flushes in a microtask), and
+  // derive the key while the answer is on its way: the two overlap instead of adding up.
+  const getting = call(unlocked[0], ITEM_IFACE, "GetSecret", "o", [session]);
+  getting.catch(() => {}); // awaited below
+  await null;
+  const aesKey = await deriveSessionKey(keys, output.value as Uint8Array);
+  if (aesKey === null) return fallback("shared secret with a leading zero byte");
+  const [secret] = expect(await getting, "(oayays)") as [
+    [string, Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>, string],
+  ];
   const [secretSession, iv, ciphertext] = secret;
   if (secretSession !== session) return fallback("secret from another session");
   if (iv.length !== 16) return fallback("bad IV length");
