@@ -18,7 +18,8 @@
  */
 
 import { StoreError } from "../../src/errors.ts";
-import { boundStoreCall, storeTimeoutMs } from "../../src/store/timeout.ts";
+import { SECRET_SCHEMA_NAME } from "../../src/store/store.ts";
+import { boundStoreCall, secretServiceTimeout, storeTimeoutMs } from "../../src/store/timeout.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Raw symbol tables (after denodrivers/sqlite3's `src/ffi.ts`): the C declaration of every symbol.
@@ -127,12 +128,8 @@ interface Libsecret {
 // Schema
 // ---------------------------------------------------------------------------------------------
 
-/**
- * The schema name, stored by libsecret as the item attribute `xdg:schema` and matched on every
- * lookup (flags NONE). Reverse-DNS as libsecret asks ("org.gnome.Something"), under the
- * product's domain. It is part of the on-disk format: renaming it orphans every stored token.
- */
-export const SCHEMA_NAME = "io.agent-runner.Token";
+/** The schema name, matched on every lookup (flags NONE); defined with the item names. */
+export const SCHEMA_NAME = SECRET_SCHEMA_NAME;
 
 /** The schema's attributes, all of type STRING. The wrapper rejects any other attribute name. */
 export const SCHEMA_ATTRIBUTES = ["service", "account"] as const;
@@ -224,7 +221,11 @@ function open<S extends Deno.ForeignLibraryInterface>(
 // ---------------------------------------------------------------------------------------------
 
 // The bound on every call is shared with the other stores (src/store/timeout.ts).
-export { DEFAULT_STORE_TIMEOUT_MS, storeTimeoutMs } from "../../src/store/timeout.ts";
+export {
+  DEFAULT_STORE_TIMEOUT_MS,
+  secretServiceTimeout,
+  storeTimeoutMs,
+} from "../../src/store/timeout.ts";
 
 /**
  * Races `pending` against a timer and throws `StoreError("timeout")` if the timer wins. The timer
@@ -243,16 +244,6 @@ export function withStoreTimeout<T>(
   timeoutMs: number = storeTimeoutMs(),
 ): Promise<T> {
   return boundStoreCall(pending, timeoutMs, () => secretServiceTimeout(timeoutMs, what));
-}
-
-/** The error of a Secret Service call that did not answer in time (also the D-Bus reader's). */
-export function secretServiceTimeout(timeoutMs: number, what: string): StoreError {
-  return new StoreError(
-    "timeout",
-    `Secret Service did not answer within ${timeoutMs} ms (${what}): a keyring unlock ` +
-      `prompt may be waiting, or the service is hung; AGENT_RUNNER_STORE_TIMEOUT_MS sets ` +
-      `the limit`,
-  );
 }
 
 /**

@@ -11,6 +11,13 @@
 /** The keychain service every item lives under. */
 export const SERVICE = "agent-runner-auth";
 
+/**
+ * The Secret Service schema name, stored by libsecret as the item attribute `xdg:schema` and
+ * matched on every lookup. Reverse-DNS as libsecret asks ("org.gnome.Something"), under the
+ * product's domain. It is part of the on-disk format: renaming it orphans every stored token.
+ */
+export const SECRET_SCHEMA_NAME = "io.agent-runner.Token";
+
 /** Item names of the default profile (SPEC.md §4). */
 export const ACCESS_ITEM = "agent-runner-access-token";
 /** Item names of the default profile (SPEC.md §4). */

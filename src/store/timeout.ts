@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { StoreError } from "../errors.ts";
+import { StoreError } from "../errors.ts";
 
 /** Default bound on one store call, as gh's keyring wrapper (cli/cli internal/keyring). */
 export const DEFAULT_STORE_TIMEOUT_MS = 3000;
@@ -58,4 +58,17 @@ export function boundStoreCall<T>(
   expired.catch(() => {});
   pending.catch(() => {});
   return Promise.race([pending, expired]).finally(() => settled = true);
+}
+
+/**
+ * The error of a Secret Service call that did not answer in time: libsecret's and the D-Bus
+ * reader's, one text for both.
+ */
+export function secretServiceTimeout(timeoutMs: number, what: string): StoreError {
+  return new StoreError(
+    "timeout",
+    `Secret Service did not answer within ${timeoutMs} ms (${what}): a keyring unlock ` +
+      `prompt may be waiting, or the service is hung; AGENT_RUNNER_STORE_TIMEOUT_MS sets ` +
+      `the limit`,
+  );
 }
