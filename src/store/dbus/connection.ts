@@ -131,9 +131,18 @@ export class BusConnection {
     this.#fail(new DBusClosedError("connection closed"));
   }
 
+  /** Resolves once every call made so far has been handed to the socket (or has failed). */
+  written(): Promise<void> {
+    return this.#written;
+  }
+
+  #written: Promise<void> = Promise.resolve();
+
   #scheduleFlush(): void {
     if (this.#flushing) return;
     this.#flushing = true;
+    let done!: () => void;
+    this.#written = new Promise((resolve) => done = resolve);
     queueMicrotask(async () => {
       this.#flushing = false;
       const parts = this.#outbox;
@@ -153,6 +162,7 @@ export class BusConnection {
       } catch (error) {
         this.#fail(new DBusClosedError(`write failed: ${(error as Error).message}`));
       }
+      done();
     });
   }
 

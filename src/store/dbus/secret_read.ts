@@ -74,6 +74,11 @@ export async function readSecret(
     getEnv: (name: string) => string | undefined;
     timeoutMs: number;
     timeoutError: () => StoreError;
+    /**
+     * Called once the first requests are on the socket (or the read ended before that): from
+     * then on the keyring works on them without us (see `early_read.ts`).
+     */
+    onSent?: () => void;
   },
 ): Promise<SecretRead> {
   const path = sessionBusPath(options.getEnv);
@@ -85,7 +90,7 @@ export async function readSecret(
       const connecting = BusConnection.open(path);
       const keys = generateKeyPair();
       bus = await connecting;
-      return await lookup(bus, attributes, keys);
+      return await lookup(bus, attributes, keys, options.onSent);
     })();
     return await boundStoreCall(reading, options.timeoutMs, () => {
       timedOut = options.timeoutError();
@@ -96,6 +101,7 @@ export async function readSecret(
     return fallback(error instanceof Error ? error.message : String(error));
   } finally {
     (bus as BusConnection | null)?.close();
+    options.onSent?.(); // a read that ended early: nothing left to wait for
   }
 }
 
@@ -103,6 +109,7 @@ async function lookup(
   bus: BusConnection,
   attributes: Record<string, string>,
   keys: KeyPair,
+  onSent?: () => void,
 ): Promise<SecretRead> {
   const call = (
     path: string,
@@ -129,6 +136,7 @@ async function lookup(
     Object.entries(attributes),
   ]);
   searching.catch(() => {}); // awaited below; an early rejection is not unhandled
+  if (onSent) void bus.written().then(onSent);
 
   const [output, session] = expect(await opening, "vo") as [Variant, string];
   if (output.signature !== "ay") return fallback(`OpenSession output of type ${output.signature}`);
