@@ -27,6 +27,8 @@ function fastTokenArgs(args: string[]): { profile?: string } | null {
 async function main(args: string[]): Promise<number> {
   const fast = fastTokenArgs(args);
   if (fast) {
+    // The Secret Service read's round trips then overlap the loading below (early_read.ts).
+    await (await import("./store/early_read.ts")).startEarlyRead(fast.profile);
     const { runToken } = await import("./cli/token.ts");
     return await runToken(fast.profile);
   }

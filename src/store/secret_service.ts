@@ -14,9 +14,9 @@
 
 import type * as Libsecret from "../../ffi/linux/libsecret.ts";
 import { debug } from "../log.ts";
-import { readSecret, type SecretRead } from "./dbus/secret_read.ts";
-import { SECRET_SCHEMA_NAME, SERVICE, type StoreBackend, type TokenStore } from "./store.ts";
-import { secretServiceTimeout, storeTimeoutMs } from "./timeout.ts";
+import type { SecretRead } from "./dbus/secret_read.ts";
+import { dbusRead, lookupAttributes } from "./early_read.ts";
+import { SERVICE, type StoreBackend, type TokenStore } from "./store.ts";
 
 /**
  * libsecret's wrapper, imported on first use: a cached `token` call that the D-Bus reader
@@ -41,18 +41,11 @@ export interface SecretServiceApi {
   clearPassword(attributes: Libsecret.SecretAttributes): Promise<boolean>;
 }
 
-/** A read that answers without libsecret, or says to ask libsecret. */
+/**
+ * A read that answers without libsecret, or says to ask libsecret. The default is the D-Bus
+ * reader (`early_read.ts`: possibly started before this store was even opened).
+ */
 export type FastRead = (attributes: Record<string, string>) => Promise<SecretRead>;
-
-/** The D-Bus reader with the store's timeout and libsecret's timeout error. */
-export const dbusRead: FastRead = (attributes) => {
-  const timeoutMs = storeTimeoutMs();
-  return readSecret(attributes, {
-    getEnv: (name) => Deno.env.get(name),
-    timeoutMs,
-    timeoutError: () => secretServiceTimeout(timeoutMs, "lookup"),
-  });
-};
 
 /**
  * A {@linkcode TokenStore} in the user's default Secret Service collection.
@@ -87,7 +80,7 @@ export class SecretServiceStore implements TokenStore {
     this.#fastRead = null;
     if (fastRead) {
       // libsecret matches the schema name on every lookup (flags NONE): so does this read.
-      const read = await fastRead({ ...attributes, "xdg:schema": SECRET_SCHEMA_NAME });
+      const read = await fastRead(lookupAttributes(item));
       if (read.kind === "found") return read.value;
       if (read.kind === "absent") return null;
       debug(`Secret Service: reading ${item} through libsecret (${read.why})`);
