@@ -469,6 +469,21 @@ Deno.test("SecretServiceStore: only a process's first read goes through the D-Bu
     same(await store.get(ACCESS_ITEM), null, "first read");
     same(seen.length, 1, "calls");
   });
+  await t.step("after warmUp (off the cached path) every read is libsecret's", async () => {
+    const { store, seen } = make({ kind: "found", value: "from dbus" });
+    await store.warmUp();
+    same(await store.get(ACCESS_ITEM), "from libsecret", "read after the warm-up");
+    same(seen.join(" | "), `libsecret ${PROBE_ITEM} | libsecret ${ACCESS_ITEM}`, "calls");
+  });
+  await t.step("warmUp never throws: the real calls report failures", async () => {
+    const store = new SecretServiceStore({
+      storePassword: () => Promise.resolve(),
+      lookupPassword: () => Promise.reject(new StoreError("unavailable", "no bus")),
+      clearPassword: () => Promise.resolve(true),
+    });
+    await store.warmUp();
+    await assertStoreError(store.get(ACCESS_ITEM), "unavailable");
+  });
   await t.step("fallback: libsecret answers the same read", async () => {
     const { store, seen } = make({ kind: "fallback", why: "the item is locked" });
     same(await store.get(ACCESS_ITEM), "from libsecret", "first read");

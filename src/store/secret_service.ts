@@ -88,6 +88,20 @@ export class SecretServiceStore implements TokenStore {
     return await (await this.#libsecret()).lookupPassword(attributes);
   }
 
+  /**
+   * Loads libsecret and makes its first call (a lookup of the probe item, which never exists):
+   * the ~10 ms of dlopen, GDBus connection and proxies that the reads under the lock and the
+   * writes would otherwise pay one caller at a time. Later reads go through libsecret too.
+   */
+  async warmUp(): Promise<void> {
+    this.#fastRead = null;
+    try {
+      await (await this.#libsecret()).lookupPassword(attributesOf(PROBE_ITEM));
+    } catch {
+      // the real calls report it
+    }
+  }
+
   async set(item: string, value: string): Promise<void> {
     return await (await this.#libsecret()).storePassword(attributesOf(item), labelOf(item), value);
   }

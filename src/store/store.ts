@@ -64,6 +64,12 @@ export interface TokenStore {
   /** Remove the item; `false` when there was none. */
   delete(item: string): Promise<boolean>;
   /**
+   * Called off the cached path before taking the lock: a backend whose first call in a process
+   * is costly pays it here, where concurrent callers pay it side by side, instead of under the
+   * lock, where they would pay it one after another. Never throws; optional.
+   */
+  warmUp?(): Promise<void>;
+  /**
    * Called when every lookup came back empty, before concluding "not signed in". A backend
    * whose empty answer can also mean "locked" (Secret Service: a locked collection makes a
    * lookup return NULL with no error, SPEC.md §4) throws `StoreError("locked")` here.

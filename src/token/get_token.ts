@@ -92,6 +92,8 @@ export async function getToken(deps: TokenDeps): Promise<string> {
   const access = await readAccess(d);
   if (!d.force && access && isFresh(access, d.now(), d.policy)) return access.token;
 
+  // Off the cached path: the store's costly first calls happen before the lock, side by side.
+  await d.store.warmUp?.();
   const lockFile = await d.lock();
   const waitStart = d.now();
   let waited = false;

@@ -125,6 +125,21 @@ function setup(
   };
 }
 
+Deno.test("token: the store warms up before the lock, and only off the cached path", async () => {
+  const s = setup();
+  const order: string[] = [];
+  s.deps.store.warmUp =
+    () => (order.push(`warm-up (lock held: ${s.lock.held})`), Promise.resolve());
+  const lock = s.deps.lock;
+  s.deps.lock = () => (order.push("lock"), lock());
+  await s.put(5, "rt");
+  assert.equal(await getToken(s.deps), "stored-at");
+  assert.deepEqual(order, [], "a cached token: no warm-up");
+  s.tick(58 * MIN);
+  assert.equal(await getToken(s.deps), "refreshed");
+  assert.deepEqual(order, ["warm-up (lock held: false)", "lock"]);
+});
+
 Deno.test("token: cached path takes no lock and makes no request", async () => {
   const s = setup();
   await s.put(5, "rt");
