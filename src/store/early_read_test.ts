@@ -42,6 +42,16 @@ Deno.test("early read: starts when the config pins secret-service, and is taken 
   });
 });
 
+Deno.test("early read: resolves however the read ends first (abstract socket, no address)", async () => {
+  for (const address of ["unix:abstract=/tmp/dbus-x", "tcp:host=localhost,port=1", ""]) {
+    await withConfig(PINNED, { DBUS_SESSION_BUS_ADDRESS: address }, async (env) => {
+      await startEarlyRead(undefined, env); // before the fix this never resolved
+      const read = await takeEarlyRead(lookupAttributes("agent-runner-access-token"));
+      equal(read?.kind, "fallback", address);
+    });
+  }
+});
+
 Deno.test("early read: a read of another item does not take it", async () => {
   await withConfig(PINNED, {}, async (env) => {
     await startEarlyRead(undefined, env);

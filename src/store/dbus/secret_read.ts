@@ -75,22 +75,27 @@ export async function readSecret(
     timeoutMs: number;
     timeoutError: () => StoreError;
     /**
-     * Called once the first requests are on the socket (or the read ended before that): from
-     * then on the keyring works on them without us (see `early_read.ts`).
+     * Called exactly once: when the first requests are on the socket, or when the read ends
+     * before that. From then on the keyring works without us (see `early_read.ts`).
      */
     onSent?: () => void;
   },
 ): Promise<SecretRead> {
-  const path = sessionBusPath(options.getEnv);
-  if (path === null) return fallback("no unix:path session bus address");
+  let sent = false;
+  const onSent = () => {
+    if (!sent) options.onSent?.();
+    sent = true;
+  };
   let bus: BusConnection | null = null;
   let timedOut: StoreError | null = null;
   try {
+    const path = sessionBusPath(options.getEnv);
+    if (path === null) return fallback("no unix:path session bus address");
     const reading = (async () => {
       const connecting = BusConnection.open(path);
       const keys = generateKeyPair();
       bus = await connecting;
-      return await lookup(bus, attributes, keys, options.onSent);
+      return await lookup(bus, attributes, keys, onSent);
     })();
     return await boundStoreCall(reading, options.timeoutMs, () => {
       timedOut = options.timeoutError();
@@ -101,7 +106,7 @@ export async function readSecret(
     return fallback(error instanceof Error ? error.message : String(error));
   } finally {
     (bus as BusConnection | null)?.close();
-    options.onSent?.(); // a read that ended early: nothing left to wait for
+    onSent(); // a read that ended early: nothing left to wait for
   }
 }
 
