@@ -16,6 +16,7 @@
  */
 
 import {
+  type Call,
   DBusWireError,
   decodeMessage,
   encodeCall,
@@ -24,17 +25,6 @@ import {
   messageLength,
   METHOD_RETURN,
 } from "./wire.ts";
-
-/** A method call. */
-export interface Call {
-  destination?: string;
-  path: string;
-  interface?: string;
-  member: string;
-  signature?: string;
-  args?: unknown[];
-  flags?: number;
-}
 
 /** The peer answered a call with an error message. */
 export class DBusCallError extends Error {

@@ -445,19 +445,19 @@ export interface Message {
 
 const HEADER_FIELDS = parseSignature("a(yv)")[0];
 
-/** Encodes a method call. `signature` types `args`. */
-export function encodeCall(
-  serial: number,
-  call: {
-    destination?: string;
-    path: string;
-    interface?: string;
-    member: string;
-    signature?: string;
-    args?: unknown[];
-    flags?: number;
-  },
-): Uint8Array {
+/** A method call: where it goes, and `args` typed by `signature`. */
+export interface Call {
+  destination?: string;
+  path: string;
+  interface?: string;
+  member: string;
+  signature?: string;
+  args?: unknown[];
+  flags?: number;
+}
+
+/** Encodes a method call. */
+export function encodeCall(serial: number, call: Call): Uint8Array {
   const body = new Writer();
   const types = parseSignature(call.signature ?? "");
   const args = call.args ?? [];
