@@ -3,8 +3,8 @@
  * `EXTERNAL` handshake, and pipelined method calls matched to their replies by serial.
  *
  * Pipelined on purpose: the handshake, `Hello` and every call made in the same tick leave in one
- * write, the way sd-bus does it, so a whole Secret Service read costs two round trips on the
- * socket instead of libsecret's dlopen of GLib plus a dozen (SPEC.md §8).
+ * write (checked with strace), the way sd-bus does it, so a whole Secret Service read costs two
+ * round trips on the socket instead of libsecret's dlopen of GLib plus a dozen (SPEC.md §8).
  *
  * The handshake sends `AUTH EXTERNAL` without an identity and answers the server's empty `DATA`
  * challenge with an empty `DATA`: the bus then takes the uid from the socket's peer credentials,
@@ -97,7 +97,8 @@ export class BusConnection {
   static async open(path: string): Promise<BusConnection> {
     const conn = await Deno.connect({ transport: "unix", path });
     const bus = new BusConnection(conn);
-    bus.call({
+    // Queued, not sent: it leaves with the first real call, in the same write.
+    bus.#enqueue({
       destination: "org.freedesktop.DBus",
       path: "/org/freedesktop/DBus",
       interface: "org.freedesktop.DBus",
@@ -109,11 +110,9 @@ export class BusConnection {
 
   /** Sends a call (batched with the others of this tick); resolves with the reply. */
   call(call: Call): Promise<Message> {
-    if (this.#closed) return Promise.reject(this.#closed);
-    const serial = ++this.#serial;
-    this.#outbox.push(encodeCall(serial, call));
+    const reply = this.#enqueue(call);
     this.#scheduleFlush();
-    return new Promise((resolve, reject) => this.#pending.set(serial, { resolve, reject }));
+    return reply;
   }
 
   /** Closes the socket; pending calls fail with `DBusClosedError`. Idempotent. */
@@ -126,34 +125,46 @@ export class BusConnection {
     return this.#written;
   }
 
+  #enqueue(call: Call): Promise<Message> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const serial = ++this.#serial;
+    this.#outbox.push(encodeCall(serial, call));
+    return new Promise((resolve, reject) => this.#pending.set(serial, { resolve, reject }));
+  }
+
+  /** The last flush; each flush starts after the one before, so writes never interleave. */
   #written: Promise<void> = Promise.resolve();
 
   #scheduleFlush(): void {
     if (this.#flushing) return;
     this.#flushing = true;
-    let done!: () => void;
-    this.#written = new Promise((resolve) => done = resolve);
-    queueMicrotask(async () => {
-      this.#flushing = false;
-      const parts = this.#outbox;
-      this.#outbox = [];
-      let size = 0;
-      for (const p of parts) size += p.length;
-      const all = new Uint8Array(size);
-      let at = 0;
-      for (const p of parts) {
-        all.set(p, at);
-        at += p.length;
+    const previous = this.#written;
+    this.#written = new Promise<void>((resolve) => queueMicrotask(resolve))
+      .then(() => {
+        // Everything queued in this tick goes in this batch.
+        this.#flushing = false;
+        const parts = this.#outbox;
+        this.#outbox = [];
+        return previous.then(() => this.#writeAll(parts));
+      });
+  }
+
+  async #writeAll(parts: Uint8Array[]): Promise<void> {
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const all = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    try {
+      for (let written = 0; written < all.length && !this.#closed;) {
+        written += await this.#conn.write(all.subarray(written));
       }
-      try {
-        for (let written = 0; written < all.length;) {
-          written += await this.#conn.write(all.subarray(written));
-        }
-      } catch (error) {
-        this.#fail(new DBusClosedError(`write failed: ${(error as Error).message}`));
-      }
-      done();
-    });
+    } catch (error) {
+      this.#fail(new DBusClosedError(`write failed: ${(error as Error).message}`));
+    }
   }
 
   #fail(error: Error): void {
