@@ -13,6 +13,7 @@
  */
 
 import type * as Libsecret from "../../ffi/linux/libsecret.ts";
+import { StoreError } from "../errors.ts";
 import { debug } from "../log.ts";
 import type { SecretRead } from "./dbus/secret_read.ts";
 import { dbusRead, lookupAttributes } from "./early_read.ts";
@@ -70,7 +71,11 @@ export class SecretServiceStore implements TokenStore {
     this.#fastRead = fastRead;
   }
 
+  /** Set when the warm-up timed out: the service is hung, and every later call would wait too. */
+  #hung: StoreError | null = null;
+
   #libsecret(): Promise<SecretServiceApi> {
+    if (this.#hung) return Promise.reject(this.#hung);
     return this.#api ? Promise.resolve(this.#api) : loadLibsecret();
   }
 
@@ -91,14 +96,17 @@ export class SecretServiceStore implements TokenStore {
   /**
    * Loads libsecret and makes its first call (a lookup of the probe item, which never exists):
    * the ~10 ms of dlopen, GDBus connection and proxies that the reads under the lock and the
-   * writes would otherwise pay one caller at a time. Later reads go through libsecret too.
+   * writes would otherwise pay one caller at a time. Later reads go through libsecret too. If
+   * it times out, later calls fail at once with that error instead of waiting out the timeout
+   * again (a hung service would otherwise cost `token` two timeouts).
    */
   async warmUp(): Promise<void> {
     this.#fastRead = null;
     try {
       await (await this.#libsecret()).lookupPassword(attributesOf(PROBE_ITEM));
-    } catch {
-      // the real calls report it
+    } catch (error) {
+      // Anything else: the real calls report it.
+      if (error instanceof StoreError && error.failure === "timeout") this.#hung = error;
     }
   }
 

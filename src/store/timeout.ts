@@ -13,6 +13,8 @@ import { StoreError } from "../errors.ts";
 
 /** Default bound on one store call, as gh's keyring wrapper (cli/cli internal/keyring). */
 export const DEFAULT_STORE_TIMEOUT_MS = 3000;
+/** The longest delay a JS timer can hold (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * `AGENT_RUNNER_STORE_TIMEOUT_MS` (a positive integer, read at call time so tests and `doctor`
@@ -31,7 +33,8 @@ export function storeTimeoutMs(
     return DEFAULT_STORE_TIMEOUT_MS;
   }
   const ms = raw === undefined ? NaN : Number(raw);
-  return Number.isInteger(ms) && ms > 0 ? ms : DEFAULT_STORE_TIMEOUT_MS;
+  // Above 2^31 − 1 ms, timers fire at once (and Deno warns on stderr): treat it as malformed.
+  return Number.isInteger(ms) && ms > 0 && ms <= MAX_TIMER_MS ? ms : DEFAULT_STORE_TIMEOUT_MS;
 }
 
 /**
@@ -41,8 +44,9 @@ export function storeTimeoutMs(
  *
  * The timer is `AbortSignal.timeout`, not `setTimeout`: in Deno 2.9 the first `setTimeout` of a
  * process costs ~3.5 ms (measured: 3.2–5.3 ms, against 0.3 ms for `AbortSignal.timeout`), a
- * tenth of a cached `token` call. Its timer does not keep the process alive and cannot be
- * cleared, so a call that settles first just makes the later expiry a no-op.
+ * tenth of a cached `token` call. Its timer cannot be cleared, so a call that settles first
+ * makes the later expiry a no-op; with a listener attached it keeps the event loop alive until
+ * it fires, which costs the CLI nothing (it ends with `Deno.exit`, `src/main.ts`).
  */
 export function boundStoreCall<T>(
   pending: Promise<T>,

@@ -37,7 +37,17 @@ Deno.test("boundStoreCall: a late rejection after the timeout is absorbed", asyn
 
 Deno.test("storeTimeoutMs: AGENT_RUNNER_STORE_TIMEOUT_MS when a positive integer, else 3000", () => {
   // Through an env getter, not Deno.env.set: the env is process-wide under --parallel.
-  for (const [raw, want] of [["250", 250], ["0", 3000], ["-5", 3000], ["1.5", 3000], ["x", 3000]]) {
+  for (
+    const [raw, want] of [
+      ["250", 250],
+      ["0", 3000],
+      ["-5", 3000],
+      ["1.5", 3000],
+      ["x", 3000],
+      ["2147483647", 2147483647],
+      ["2147483648", 3000],
+    ]
+  ) {
     same(storeTimeoutMs(() => String(raw)), want, `for "${raw}"`);
   }
   same(storeTimeoutMs(() => undefined), DEFAULT_STORE_TIMEOUT_MS, "unset");

@@ -86,15 +86,16 @@ export async function readSecret(
     if (!sent) options.onSent?.();
     sent = true;
   };
-  let bus: BusConnection | null = null;
+  let connecting: Promise<BusConnection> | null = null;
   let timedOut: StoreError | null = null;
   try {
     const path = sessionBusPath(options.getEnv);
     if (path === null) return fallback("no unix:path session bus address");
     const reading = (async () => {
-      const connecting = BusConnection.open(path);
+      connecting = BusConnection.open(path);
       const keys = generateKeyPair();
-      bus = await connecting;
+      const bus = await connecting;
+      if (timedOut) throw timedOut; // connected after the deadline: go no further
       return await lookup(bus, attributes, keys, onSent);
     })();
     return await boundStoreCall(reading, options.timeoutMs, () => {
@@ -105,7 +106,8 @@ export async function readSecret(
     if (error === timedOut) throw error;
     return fallback(error instanceof Error ? error.message : String(error));
   } finally {
-    (bus as BusConnection | null)?.close();
+    // Closed however it ended, even when the connection only comes up after the deadline.
+    (connecting as Promise<BusConnection> | null)?.then((bus) => bus.close(), () => {});
     onSent(); // a read that ended early: nothing left to wait for
   }
 }
@@ -145,6 +147,9 @@ async function lookup(
 
   const [output, session] = expect(await opening, "vo") as [Variant, string];
   if (output.signature !== "ay") return fallback(`OpenSession output of type ${output.signature}`);
+  if (!inGroup(output.value as Uint8Array)) {
+    return fallback("the keyring's public value is invalid");
+  }
   const [unlocked, locked] = expect(await searching, "aoao") as [string[], string[]];
   if (unlocked.length === 0) {
     return locked.length > 0 ? fallback("the item is locked") : { kind: "absent" };
@@ -211,8 +216,8 @@ export async function deriveSessionKey(
   keys: KeyPair,
   peerPublic: Uint8Array,
 ): Promise<CryptoKey | null> {
+  if (!inGroup(peerPublic)) return null;
   const peer = bytesToBigInt(peerPublic);
-  if (peer <= 1n || peer >= OAKLEY_1024 - 1n) return null;
   const shared = bigIntToBytes(modPow(peer, keys.privateKey, OAKLEY_1024), GROUP_BYTES)!;
   if (shared[0] === 0) return null;
   const ikm = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveBits"]);
@@ -222,6 +227,12 @@ export async function deriveSessionKey(
     128,
   );
   return await crypto.subtle.importKey("raw", bits, "AES-CBC", false, ["decrypt", "encrypt"]);
+}
+
+/** Whether a peer's public value is in range: 1 < y < p − 1 (rules out the trivial keys). */
+export function inGroup(publicValue: Uint8Array): boolean {
+  const y = bytesToBigInt(publicValue);
+  return y > 1n && y < OAKLEY_1024 - 1n;
 }
 
 /** Left-to-right square-and-multiply. */

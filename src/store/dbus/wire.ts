@@ -540,6 +540,11 @@ export function decodeMessage(bytes: Uint8Array, decodeBody = true): Message {
   }
   r.align(8);
   if (r.offset + bodyLength !== bytes.length) throw new DBusWireError("body length mismatch");
+  // Every type takes at least one byte: a signature with no body, or a body with no signature,
+  // is malformed.
+  if ((bodyLength === 0) !== ((message.signature ?? "") === "")) {
+    throw new DBusWireError("body and signature disagree");
+  }
   if (decodeBody && bodyLength > 0) {
     const body = new Reader(bytes, little, 0, bytes.length);
     body.offset = r.offset;

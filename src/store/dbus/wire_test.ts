@@ -134,6 +134,10 @@ Deno.test("wire: malformed signatures and messages are DBusWireError, never a cr
     ["truncated", good.slice(0, good.length - 1)],
     ["non-zero padding", mutate((b) => b[b.length - 8 + 2 - 4] = 0xff)],
   ];
+  const typed = encodeCall(1, { path: "/p", member: "M", signature: "u", args: [7] });
+  const noBody = typed.slice(0, typed.length - 4);
+  new DataView(noBody.buffer).setUint32(4, 0, true);
+  broken.push(["a signature with no body", noBody]);
   for (const [what, bytes] of broken) {
     assertThrows(
       () => {
