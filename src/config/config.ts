@@ -16,6 +16,7 @@
 import { ConfigError } from "../errors.ts";
 import { jsonErrorLine } from "./json_error.ts";
 import { STORE_NAMES } from "../store/store.ts";
+import { DEFAULT_PROFILE } from "./profile.ts";
 
 /** The fields agent-runner-auth understands. Others are kept in {@linkcode LoadedConfig.raw}. */
 export interface Config {
@@ -45,11 +46,8 @@ export interface LoadedConfig {
   authBase: URL;
 }
 
-/**
- * The profile whose fields sit at the top level of the file, exactly as SPEC.md §3 shows them.
- * Other profiles live under `"profiles": {"<name>": {…same fields…}}`.
- */
-export const DEFAULT_PROFILE = "default";
+/** The default profile's name, defined with the other profile rules (`profile.ts`). */
+export { DEFAULT_PROFILE };
 
 /** Scope used when neither the file nor `--scope` gives one. */
 export const DEFAULT_SCOPE = "openid email profile";

@@ -13,9 +13,14 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { DEFAULT_PROFILE } from "./config.ts";
 import type { Env, Paths } from "./paths.ts";
 import { ACCESS_ITEM, REFRESH_ITEM } from "../store/store.ts";
+
+/**
+ * The profile whose fields sit at the top level of the config file, exactly as SPEC.md §3 shows
+ * them. Other profiles live under `"profiles": {"<name>": {…same fields…}}`.
+ */
+export const DEFAULT_PROFILE = "default";
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 

@@ -16,9 +16,8 @@
  * @module
  */
 
-import { DEFAULT_PROFILE } from "../config/config.ts";
 import { type Env, resolvePaths } from "../config/paths.ts";
-import { profileItems, selectProfile } from "../config/profile.ts";
+import { DEFAULT_PROFILE, profileItems, selectProfile } from "../config/profile.ts";
 import { readSecret, type SecretRead } from "./dbus/secret_read.ts";
 import { SECRET_SCHEMA_NAME, SERVICE } from "./store.ts";
 import { secretServiceTimeout, storeTimeoutMs } from "./timeout.ts";
