@@ -66,6 +66,8 @@ export function tokenDeps(
     store,
     items: ctx.items,
     lock: async () => {
+      // A grant usually follows: its module (and oauth4webapi) loads while the store warms up.
+      import("../oauth/client.ts").catch(() => {});
       const { openLockFile } = await import("../lock/open.ts");
       await ensurePrivateDir(paths.dir);
       debug(`cached token not fresh enough; taking the lock ${ctx.files.lock}`);

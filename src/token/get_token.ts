@@ -92,9 +92,11 @@ export async function getToken(deps: TokenDeps): Promise<string> {
   const access = await readAccess(d);
   if (!d.force && access && isFresh(access, d.now(), d.policy)) return access.token;
 
-  // Off the cached path: the store's costly first calls happen before the lock, side by side.
-  await d.store.warmUp?.();
+  // Off the cached path: the store's costly first calls happen before the lock, side by side,
+  // and while the lock's own module loads.
+  const warming = d.store.warmUp?.();
   const lockFile = await d.lock();
+  await warming;
   const waitStart = d.now();
   let waited = false;
   /** The login record as it was when we began waiting: the login we are waiting behind. */
