@@ -25,6 +25,10 @@ secretServiceTest(
         /^✓ store: secret-service answers; write\+read\+delete took \d+ ms/,
       );
       assert.match(
+        line(healthy.stderr, "cached read"),
+        /^✓ cached read: straight over D-Bus, encrypted session, in \d+ ms/,
+      );
+      assert.match(
         line(healthy.stderr, "auth domain"),
         /^✓ auth domain: 127\.0\.0\.1:\d+ answers \(HTTP \d+\); clock offset [+-]\d+ s/,
       );

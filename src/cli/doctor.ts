@@ -15,6 +15,7 @@ import { resolvePaths } from "../config/paths.ts";
 import { readTunables } from "../config/tunables.ts";
 import { appendLog } from "../log.ts";
 import { openStore } from "../store/select.ts";
+import type { TokenStore } from "../store/store.ts";
 import { CLAUDE_DEFAULT_TTL_MS, DEFAULT_POLICY } from "../token/classify.ts";
 import { decodeAccess } from "../token/record.ts";
 import { makeContext } from "./context.ts";
@@ -172,6 +173,7 @@ async function checkStore(
       ok: true,
       detail: `${store.backend} answers; write+read+delete took ${ms.toFixed(0)} ms`,
     });
+    if (store.backend === "secret-service") add(await checkDirectRead(store, probe));
   } catch (error) {
     add({
       check: "store",
@@ -208,6 +210,32 @@ async function checkStore(
     add({ check: "session", ok: false, detail: messageOf(error) });
   }
   return null;
+}
+
+/**
+ * Whether the cached `token` read can skip libsecret (src/store/dbus/): informational, never a
+ * failure, because libsecret answers whenever it cannot, only slower.
+ */
+async function checkDirectRead(store: TokenStore, probe: string): Promise<Check> {
+  const { dbusRead, lookupAttributes } = await import("../store/early_read.ts");
+  try {
+    await store.set(probe, "probe");
+    const started = performance.now();
+    const read = await dbusRead(lookupAttributes(probe));
+    const ms = performance.now() - started;
+    await store.delete(probe);
+    if (read.kind === "found" && read.value === "probe") {
+      return {
+        check: "cached read",
+        ok: true,
+        detail: `straight over D-Bus, encrypted session, in ${ms.toFixed(0)} ms`,
+      };
+    }
+    const why = read.kind === "fallback" ? read.why : "the probe item was not found";
+    return { check: "cached read", ok: true, detail: `through libsecret, slower (${why})` };
+  } catch (error) {
+    return { check: "cached read", ok: true, detail: `through libsecret (${messageOf(error)})` };
+  }
 }
 
 function checkPort(loaded: LoadedConfig): Check {

@@ -86,8 +86,10 @@ export class SecretServiceStore implements TokenStore {
     if (fastRead) {
       // libsecret matches the schema name on every lookup (flags NONE): so does this read.
       const read = await fastRead(lookupAttributes(item));
-      if (read.kind === "found") return read.value;
-      if (read.kind === "absent") return null;
+      if (read.kind !== "fallback") {
+        debug(`Secret Service: read ${item} over D-Bus (encrypted session)`);
+        return read.kind === "found" ? read.value : null;
+      }
       debug(`Secret Service: reading ${item} through libsecret (${read.why})`);
     }
     return await (await this.#libsecret()).lookupPassword(attributes);
