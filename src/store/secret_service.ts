@@ -3,10 +3,11 @@
  * libsecret. Items are found by the attributes `{service: "agent-runner-auth", account: <item>}`,
  * so `secret-tool lookup service agent-runner-auth account agent-runner-access-token` reads them.
  *
- * The first read of a process goes through the D-Bus reader (`dbus/secret_read.ts`: the same
- * encrypted session, ~5 ms instead of libsecret's ~9 ms in a fresh process), which falls back to
- * libsecret for anything it does not handle cleanly. That read is the cached `token` call's only
- * one. Later reads come before a write (a refresh under the lock, a login), and the write needs
+ * The first read of a process goes through the D-Bus reader (`dbus/secret_read.ts`, possibly
+ * started early by `early_read.ts`: the same encrypted session, without libsecret's ~12 ms first
+ * call), which falls back to libsecret for anything it does not handle cleanly. That read is the
+ * cached `token` call's only one. Later reads, and any read after {@linkcode
+ * SecretServiceStore.warmUp}, come before a write (a refresh under the lock, a login) that needs
  * libsecret loaded anyway, so they go through libsecret, as do all writes and deletes.
  *
  * @module
@@ -54,15 +55,15 @@ export type FastRead = (attributes: Record<string, string>) => Promise<SecretRea
  * Every method needs `--allow-ffi` (unscoped) and `--allow-env` (the bus address and
  * `AGENT_RUNNER_STORE_TIMEOUT_MS`); the D-Bus reader also `--allow-read --allow-write` on the bus
  * socket (without them it hands the read to libsecret). Each call is bounded by that timeout
- * (3 s by default), and throws `StoreError` ("unavailable", "locked",
- * "timeout", "failed"). After a "timeout" the native call is still pending and keeps the process
- * alive: the CLI ends through `Deno.exit` in `src/main.ts`.
+ * (3 s by default), and throws `StoreError` ("unavailable", "locked", "timeout", "failed").
+ * After a "timeout" the native call is still pending and keeps the process alive: the CLI ends
+ * through `Deno.exit` in `src/main.ts`.
  */
 export class SecretServiceStore implements TokenStore {
   readonly backend: StoreBackend = "secret-service";
   /** A test's fake; `undefined`: the real libsecret, loaded on first use. */
   readonly #api: SecretServiceApi | undefined;
-  /** Cleared after the first read: see the module doc. */
+  /** Cleared by the first read and by `warmUp`: see the module doc. */
   #fastRead: FastRead | null;
 
   /** `fastRead` defaults to the D-Bus reader with the real libsecret, to none with a fake. */
