@@ -444,6 +444,10 @@ export interface Message {
 }
 
 const HEADER_FIELDS = parseSignature("a(yv)")[0];
+/** {@linkcode FIELDS} by code, for decoding. */
+const FIELD_BY_CODE = new Map<number, FieldName>(
+  Object.entries(FIELDS).map(([name, [code]]) => [code, name as FieldName]),
+);
 
 /** A method call: where it goes, and `args` typed by `signature`. */
 export interface Call {
@@ -527,11 +531,8 @@ export function decodeMessage(bytes: Uint8Array, decodeBody = true): Message {
   if (type < 1 || type > 4) throw new DBusWireError(`unknown message type ${type}`);
   if (serial === 0) throw new DBusWireError("serial 0");
   const message: Message = { type, flags, serial, body: [] };
-  const byCode = new Map<number, FieldName>(
-    Object.entries(FIELDS).map(([name, [code]]) => [code, name as FieldName]),
-  );
   for (const [code, variant] of r.read(HEADER_FIELDS) as [number, Variant][]) {
-    const name = byCode.get(code);
+    const name = FIELD_BY_CODE.get(code);
     if (name === undefined) continue; // unknown fields are ignored, as the specification says
     if (variant.signature !== FIELDS[name][1]) {
       throw new DBusWireError(`header field ${code} has type ${variant.signature}`);
