@@ -170,14 +170,9 @@ export class World {
     };
   }
 
-  /** Runs the CLI with pipes on every stream (as Claude Code does) and a kill timer. */
-  async run(
-    args: string[],
-    extra: Record<string, string> = {},
-    timeoutMs = 60_000,
-  ): Promise<RunResult> {
-    const started = performance.now();
-    const child = new Deno.Command(Deno.execPath(), {
+  /** Starts the CLI in this world, stdin empty and stdout and stderr piped (as Claude Code). */
+  spawnCli(args: string[], extra: Record<string, string> = {}): Deno.ChildProcess {
+    return new Deno.Command(Deno.execPath(), {
       args: [...cliArgv(), ...args],
       cwd: this.dir,
       env: this.env(extra),
@@ -186,6 +181,16 @@ export class World {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+  }
+
+  /** Runs the CLI with pipes on every stream (as Claude Code does) and a kill timer. */
+  async run(
+    args: string[],
+    extra: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ): Promise<RunResult> {
+    const started = performance.now();
+    const child = this.spawnCli(args, extra);
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     try {
       const out = await child.output();
