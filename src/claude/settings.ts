@@ -22,7 +22,8 @@
  * text back, keys the user changed since are left alone with a warning.
  *
  * Needs `--allow-read --allow-write --allow-env`. `setup` and `doctor` import this module (and
- * so jsonc-parser) dynamically: the `token` path never loads it (test/setup_claude_imports_test.ts).
+ * so jsonc-parser) dynamically: the `token` path never loads it
+ * (test/setup_claude_imports_test.ts).
  *
  * @module
  */
