@@ -33,7 +33,7 @@ import { openLockFile } from "../lock/open.ts";
 import { openStore } from "../store/select.ts";
 import { writeLoginState } from "../token/login_state.ts";
 import { decodeRefresh } from "../token/record.ts";
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 import { stderrLine } from "./output.ts";
 
 const RETRY_DELAYS_MS = [500, 1500];
