@@ -41,6 +41,7 @@ import {
   decodeRefresh,
   encodeAccess,
   encodeRefresh,
+  type UserInfo,
 } from "./record.ts";
 
 /** A successful grant, as the OAuth layer returns it. */
@@ -76,6 +77,16 @@ export interface TokenDeps {
   strict?: boolean;
   /** After a failed or abandoned login, `token` opens no browser for this long. */
   cooldownMs: number;
+  /**
+   * `false` for a verb that never signs in (`refresh`): its failure then says what it needs,
+   * never that a browser is held back by the cooldown (issue 13 item 6).
+   */
+  signsIn?: boolean;
+  /**
+   * Asks the auth server who an access token belongs to (`/oauth2/userInfo`), for a refresh
+   * that names no one when nothing is known; `undefined` when it cannot tell. Never throws.
+   */
+  lookupUser?: (accessToken: string, sub: string | undefined) => Promise<UserInfo | undefined>;
   pid: number;
 }
 
@@ -185,13 +196,34 @@ async function underLock(
       }
       throw error;
     }
-    // Cognito omits the user on refresh only when no ID token comes back; keep what we knew.
-    if (!grant.access.user && decision.fallback?.user) grant.access.user = decision.fallback.user;
-    else if (!grant.access.user && stored.access?.user) grant.access.user = stored.access.user;
+    await knowUser(d, grant, decision.fallback?.user ?? stored.access?.user);
     await save(d, grant);
     return grant.access.token;
   }
   throw new AuthError("The refresh token kept changing under us; run `agent-runner-auth login`");
+}
+
+/** A user named by an email or a username (what `status` shows). */
+function names(user: UserInfo | undefined): boolean {
+  return Boolean(user?.email || user?.username);
+}
+
+/**
+ * Keeps the user known across a refresh: Cognito omits the user when no ID token comes back,
+ * and a provider that keeps profile claims in userinfo sends an ID token with `sub` only. So a
+ * grant that names no one takes what we knew (same `sub`), and when nothing is known asks
+ * userinfo once (issue 13 item 8).
+ */
+async function knowUser(d: TokenDeps, grant: Grant, known: UserInfo | undefined): Promise<void> {
+  if (names(grant.access.user)) return;
+  const sub = grant.access.user?.sub;
+  if (names(known) && (!sub || !known!.sub || known!.sub === sub)) {
+    grant.access.user = { ...known, ...grant.access.user };
+    return;
+  }
+  const found = await d.lookupUser?.(grant.access.token, sub);
+  if (found) grant.access.user = { ...grant.access.user, ...found };
+  else if (!grant.access.user && known) grant.access.user = known;
 }
 
 async function loginOrFail(
@@ -208,7 +240,7 @@ async function loginOrFail(
   const now = d.now();
   const lastFailed = last && (last.status === "failed" || last.status === "abandoned" ||
     (last.status === "in_progress" && last.pid !== d.pid));
-  if (last && lastFailed) {
+  if (d.signsIn !== false && last && lastFailed) {
     const how = last.status === "failed" ? "failed" : "was abandoned";
     // We waited behind this login if its outcome was written during our wait, or if it is the
     // very `in_progress` record we saw when we began waiting: its process died holding the lock
