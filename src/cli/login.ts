@@ -17,24 +17,17 @@ import {
   mergeConfig,
   writeConfig,
 } from "../config/config.ts";
-import { AppError, ConfigError, LoginRequiredError, UsageError } from "../errors.ts";
+import { AppError, LoginRequiredError } from "../errors.ts";
 import { openLockFile } from "../lock/open.ts";
 import { browserLogin } from "../oauth/login.ts";
 import { openStore } from "../store/select.ts";
 import { detectInteractivity, planLogin } from "../term/interactive.ts";
 import { save } from "../token/get_token.ts";
 import { writeLoginState } from "../token/login_state.ts";
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 import { makeContext } from "./context.ts";
+import { checkLoginFlags, loginUpdates } from "./login_flags.ts";
 import { makeSay, stderrLine } from "./output.ts";
-
-const FLAG_FOR_FIELD: Record<string, string> = {
-  tenant_url: "--tenant-url",
-  auth_domain: "--auth-domain",
-  client_id: "--client-id",
-  scope: "--scope",
-  redirect_uri: "--redirect-uri",
-};
 
 /** The `login` verb. */
 export const loginVerb: Verb = {
@@ -57,7 +50,7 @@ Flags given are saved to the config (unknown fields in it are kept); later login
 
 Examples:
   agent-runner-auth login --tenant-url https://acme.proxy.example.com \\
-      --auth-domain auth.example.com --client-id 1example23456789 --scope "openid email proxy/invoke"
+      --auth-domain auth.example.com --client-id 1example23456789 --scope "openid email profile proxy/invoke"
   agent-runner-auth login --no-browser     # over SSH`,
   options: {
     "tenant-url": { type: "string" },
@@ -74,26 +67,10 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   const ctx = makeContext(values.profile as string | undefined);
   const { paths, tunables } = ctx;
   const existing = loadConfigObject(paths.config); // not JSON: refused, never overwritten
-  const updates = {
-    tenant_url: values["tenant-url"] as string | undefined,
-    auth_domain: values["auth-domain"] as string | undefined,
-    client_id: values["client-id"] as string | undefined,
-    scope: values["scope"] as string | undefined,
-    redirect_uri: values["redirect-uri"] as string | undefined,
-  };
-  let loaded: LoadedConfig;
-  try {
-    loaded = mergeConfig(existing, updates, paths.config, ctx.profile);
-  } catch (error) {
-    const missing = error instanceof ConfigError &&
-      /field "(?:profiles\.[\w-]+\.)?(\w+)" is missing/.exec(error.message);
-    if (missing && FLAG_FOR_FIELD[missing[1]]) {
-      throw new UsageError(
-        `login: ${FLAG_FOR_FIELD[missing[1]]} is required (${paths.config} has no ${missing[1]})`,
-      );
-    }
-    throw error;
-  }
+  // Flags are judged as flags first: a bad value or missing flags exit 2 naming the flag.
+  const updates = loginUpdates(values);
+  checkLoginFlags(updates, existing, paths.config, ctx.profile);
+  const loaded: LoadedConfig = mergeConfig(existing, updates, paths.config, ctx.profile);
 
   // Decided before anything slow: a login that cannot work here fails at once, in one line.
   const inter = detectInteractivity();
