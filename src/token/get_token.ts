@@ -74,6 +74,12 @@ export interface TokenDeps {
   force?: boolean;
   /** `refresh`: a failed refresh is an error, never answered with the still-valid old token. */
   strict?: boolean;
+  /**
+   * A token the API just rejected (SPEC.md §1.6, `last_print.ts`): if the store still holds
+   * it, refresh under the lock whatever its expiry, and never print it again; if another
+   * process replaced it meanwhile, print that one without a request.
+   */
+  rejected?: string;
   /** After a failed or abandoned login, `token` opens no browser for this long. */
   cooldownMs: number;
   pid: number;
@@ -90,7 +96,9 @@ export async function getToken(deps: TokenDeps): Promise<string> {
   const d: TokenDeps = { ...deps, warn: onceEach(deps.warn) };
   // The cached path reads one item: the refresh token is only needed when this one is stale.
   const access = await readAccess(d);
-  if (!d.force && access && isFresh(access, d.now(), d.policy)) return access.token;
+  if (
+    !d.force && access && isFresh(access, d.now(), d.policy) && access.token !== d.rejected
+  ) return access.token;
 
   // Off the cached path: the store's costly first calls happen before the lock, side by side,
   // and while the lock's own module loads.
@@ -115,7 +123,7 @@ export async function getToken(deps: TokenDeps): Promise<string> {
     if (error instanceof LockTimeoutError) {
       const again = classify(await readStored(d), d.now(), d.policy);
       const usable = again.kind === "cached" ? again.access : again.fallback;
-      if (usable && !d.strict) {
+      if (usable && !d.strict && usable.token !== d.rejected) {
         d.warn(`${error.message}; printing the current token, ${validFor(usable, d.now())}`);
         return usable.token;
       }
@@ -142,6 +150,7 @@ async function underLock(
     if (d.force && round === 0 && decision.kind === "cached" && stored.refresh) {
       decision = { kind: "refresh", refresh: stored.refresh, fallback: decision.access };
     }
+    if (d.rejected !== undefined) decision = notRejected(decision, stored, d.rejected);
     if (decision.kind === "cached") return decision.access.token;
     if (decision.kind === "login") {
       return await loginOrFail(
@@ -175,6 +184,12 @@ async function underLock(
           "The sign-in session expired or was revoked (stored tokens removed)",
         );
       }
+      if (d.rejected !== undefined && error instanceof AppError) {
+        throw new AppError(
+          error.code,
+          `The API rejected the token and getting a new one failed: ${error.message}`,
+        );
+      }
       if (decision.fallback && !d.strict && !(error instanceof StoreError)) {
         d.warn(
           `Could not refresh the token (${messageOf(error)}); printing the current one, ${
@@ -192,6 +207,23 @@ async function underLock(
     return grant.access.token;
   }
   throw new AuthError("The refresh token kept changing under us; run `agent-runner-auth login`");
+}
+
+/**
+ * The decision once the API rejected `rejected`: that token is refreshed away even when fresh,
+ * and never kept as the fallback printed when the server cannot be reached.
+ */
+function notRejected(decision: Decision, stored: Stored, rejected: string): Decision {
+  if (decision.kind === "cached") {
+    if (decision.access.token !== rejected) return decision;
+    if (!stored.refresh) {
+      throw new LoginRequiredError(
+        "The API rejected the token and there is no refresh token to get another; run `agent-runner-auth login`",
+      );
+    }
+    return { kind: "refresh", refresh: stored.refresh, fallback: null };
+  }
+  return decision.fallback?.token === rejected ? { ...decision, fallback: null } : decision;
 }
 
 async function loginOrFail(
