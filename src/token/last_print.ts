@@ -9,10 +9,10 @@
  * Then `token` refreshes once, under the lock, and prints the new token.
  *
  * The record, one small JSON file per profile beside the lock (`last-print.json`,
- * `last-print@NAME.json`), holds the SHA-256 of the last printed token (never the token), the
+ * `last-print@NAME.json`), holds a 64-bit hash of the last printed token (never the token), the
  * Claude Code processes it went to and when, and the last such recovery:
  *
- *     {"v":1,"h":"<sha256 of the token>","seen":{"<caller>":<ms>,…},"rec":{"at":<ms>,"h":"…"}}
+ *     {"v":1,"h":"<hash of the token>","seen":{"<caller>":<ms>,…},"rec":{"at":<ms>,"h":"…"}}
  *
  * The rule, for a call that would print token T:
  *     same caller got T less than half the helper TTL ago      -> the API rejected T:
@@ -39,12 +39,10 @@
  * {@linkcode MAX_CALLERS} are remembered. The file is written without the lock and without
  * fsync (it is advisory: a lost entry only delays the recovery to Claude's next retry).
  *
- * No imports beyond Deno APIs and the hash: this is on the cached path.
+ * No imports: this is on the cached path.
  *
  * @module
  */
-
-import { sha256Hex } from "./sha256.ts";
 
 /** At most one recovery refresh per profile in this interval, so nothing can loop. */
 export const RECOVERY_INTERVAL_MS = 5 * 60_000;
@@ -56,7 +54,7 @@ export const MAX_CALLERS = 8;
 /** The record on disk. */
 export interface LastPrint {
   v: 1;
-  /** SHA-256 (hex) of the last printed token. */
+  /** {@linkcode tokenHash} of the last printed token. */
   h: string;
   /** Caller id → local-clock ms when it was last given that token. */
   seen: Record<string, number>;
@@ -83,9 +81,23 @@ export function claudeCaller(
   return socket ? `s:${socket}` : `p:${ppid}`;
 }
 
-/** The hash kept for a token. */
+/**
+ * The hash kept for a token: 64 bits from two multiply-xor lanes (after bryc's public-domain
+ * cyrb53). It only has to tell our own tokens apart, and 64 bits cannot give back a
+ * ~1,000-character token. Not SHA-256: WebCrypto's digest is asynchronous and its first call
+ * costs milliseconds, and SHA-256 in TypeScript costs about a millisecond for a Cognito token
+ * before V8 optimises it, the whole budget of this record on the cached path.
+ */
 export function tokenHash(token: string): string {
-  return sha256Hex(token);
+  let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (h2 >>> 0).toString(16).padStart(8, "0") + (h1 >>> 0).toString(16).padStart(8, "0");
 }
 
 /** The window in which a second ask from one caller means "rejected": half the helper TTL. */

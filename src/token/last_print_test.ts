@@ -123,3 +123,15 @@ Deno.test("last print: the file holds a hash, never the token; garbage reads as 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("last print: the token hash is 64 bits, stable, and tells near-identical tokens apart", () => {
+  const a = "eyJ" + "x".repeat(1000);
+  assert.match(tokenHash(a), /^[0-9a-f]{16}$/);
+  assert.equal(tokenHash(a), tokenHash(a));
+  const seen = new Set<string>();
+  for (let i = 0; i < 2000; i++) {
+    seen.add(tokenHash(a.slice(0, -4) + i.toString().padStart(4, "0")));
+  }
+  assert.equal(seen.size, 2000);
+  assert.notEqual(tokenHash(a), tokenHash(a + "x"));
+});
