@@ -23,13 +23,30 @@ import {
   tokenHash,
   writeLastPrint,
 } from "../token/last_print.ts";
-import { LoginRequiredError } from "../errors.ts";
+import { AppError, LoginRequiredError } from "../errors.ts";
 import { writeLoginState } from "../token/login_state.ts";
 import { type Context, makeContext } from "./context.ts";
 import { makeSay, printToken, stderrLine } from "./output.ts";
 
-/** Runs `token`; returns the exit code (0) or throws an AppError. */
+/**
+ * Runs `token`; returns the exit code (0) or throws an AppError. A failure's one line also
+ * goes to the controlling terminal (SPEC.md §1.7, `src/term/failure_line.ts`): Claude Code's
+ * TUI never shows the helper's stderr.
+ */
 export async function runToken(profileFlag?: string): Promise<number> {
+  try {
+    return await tokenOnce(profileFlag);
+  } catch (error) {
+    const message = error instanceof AppError
+      ? error.message
+      : `Internal error (please report it): ${error instanceof Error ? error.message : error}`;
+    const profile = profileFlag ?? (Deno.env.get("AGENT_RUNNER_PROFILE") || "default");
+    await (await import("../term/failure_line.ts")).echoFailureToTerminal(message, profile);
+    throw error;
+  }
+}
+
+async function tokenOnce(profileFlag?: string): Promise<number> {
   const ctx = makeContext(profileFlag);
   const loaded = requireConfig(ctx.paths.config, ctx.profile);
   // Warnings go with a printed token; when `token` fails, Claude Code shows its stderr as the
