@@ -19,8 +19,8 @@ import type { TokenStore } from "../store/store.ts";
 import { CLAUDE_DEFAULT_TTL_MS, DEFAULT_POLICY } from "../token/classify.ts";
 import { decodeAccess } from "../token/record.ts";
 import { makeContext } from "./context.ts";
-import type { Verb } from "./dispatch.ts";
-import { stderrText } from "./output.ts";
+import type { Verb } from "./verb.ts";
+import { stdoutText } from "./output.ts";
 
 /** One check's outcome, as `--json` prints it. */
 export interface Check {
@@ -51,7 +51,7 @@ Examples:
     if (values.json) {
       console.log(JSON.stringify({ version: 1, ok, checks }, null, 2));
     } else {
-      stderrText(render(checks));
+      stdoutText(render(checks));
     }
     if (!ok) {
       const failed = checks.filter((c) => !c.ok).map((c) => c.check).join(", ");
@@ -97,7 +97,7 @@ export async function runChecks(profileFlag?: string): Promise<Check[]> {
       check: "config",
       ok: false,
       detail: messageOf(error),
-      fix: `fix the file by hand (it is never overwritten)`,
+      fix: configFix(messageOf(error), paths.config, ctx.profile),
     });
   }
 
@@ -125,29 +125,68 @@ export async function runChecks(profileFlag?: string): Promise<Check[]> {
   return checks;
 }
 
-async function checkDirectory(dir: string, lock: string): Promise<Check> {
+/**
+ * The config check's fix: what to change, where. `login` with the flag repairs a bad or
+ * missing field (it merges flags over the file); anything that is not JSON must be edited,
+ * since nothing ever overwrites a broken file.
+ */
+export function configFix(message: string, path: string, profile: string): string {
+  const onProfile = profile === "default" ? "" : ` --profile ${profile}`;
+  const login = `agent-runner-auth login${onProfile}`;
+  const flags: Record<string, string> = {
+    tenant_url: "--tenant-url URL",
+    auth_domain: "--auth-domain HOST",
+    client_id: "--client-id ID",
+    scope: '--scope "openid email profile proxy/invoke"',
+    redirect_uri: "--redirect-uri http://localhost:47621/callback",
+  };
+  const line = /^.*:(\d+): invalid JSON/.exec(message)?.[1];
+  if (line) return `correct the JSON syntax on line ${line} of ${path}, then run doctor again`;
+  const field = /field "(?:profiles\.[^"]*\.)?([^".]+)"/.exec(message)?.[1];
+  if (field && /is missing$/.test(message)) {
+    return flags[field]
+      ? `${login} ${flags[field]} (adds "${field}" to ${path})`
+      : `add "${field}" to ${path}`;
+  }
+  if (field && flags[field]) {
+    return `${login} ${flags[field]} (replaces "${field}" in ${path}), or correct it in the file`;
+  }
+  if (field) return `correct "${field}" in ${path} (the README's config table lists the values)`;
+  if (/there is no profile/.test(message)) {
+    return `${login} --tenant-url URL --auth-domain HOST --client-id ID`;
+  }
+  if (/the file is empty|expected a JSON object/.test(message)) {
+    return `write the settings as a JSON object in ${path}, or remove it and run ${login} --tenant-url URL --auth-domain HOST --client-id ID`;
+  }
+  if (/^Cannot read/.test(message)) return `make ${path} readable by you (ls -l ${path})`;
+  return `correct ${path} (it is never overwritten)`;
+}
+
+/** The config directory and lock file are private; the fix names only what exists. */
+export async function checkDirectory(dir: string, lock: string): Promise<Check> {
   try {
     const d = await Deno.stat(dir);
     const problems: string[] = [];
+    // Only files that exist and are wrong are named in the fix.
+    const fixes: string[] = [];
     if (d.mode !== null && (d.mode & 0o077) !== 0) {
       problems.push(`${dir} is ${octal(d.mode)}, not 0700`);
+      fixes.push(`chmod 700 ${dir}`);
     }
     try {
-      const l = await Deno.stat(lock);
-      if (l.mode !== null && (l.mode & 0o077) !== 0) {
+      const l = await Deno.lstat(lock);
+      if (!l.isFile) {
+        problems.push(`${lock} is not a regular file`);
+        fixes.push(`remove ${lock} (the next refresh or login creates it)`);
+      } else if (l.mode !== null && (l.mode & 0o077) !== 0) {
         problems.push(`${lock} is ${octal(l.mode)}, not 0600`);
+        fixes.push(`chmod 600 ${lock}`);
       }
-      if (!l.isFile) problems.push(`${lock} is not a regular file`);
     } catch {
       // created on first refresh or login
     }
     if (problems.length) {
-      return {
-        check: "files",
-        ok: false,
-        detail: problems.join("; "),
-        fix: `chmod 700 ${dir}; chmod 600 ${lock}`,
-      };
+      return { check: "files", ok: false, detail: problems.join("; "), fix: fixes.join("; ") };
     }
     return { check: "files", ok: true, detail: `${dir} is private; lock file ${lock}` };
   } catch {
@@ -470,7 +509,7 @@ async function claudeSettingsChecks(
 }
 
 function render(checks: Check[]): string {
-  const color = Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR");
+  const color = Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR");
   const mark = (ok: boolean) =>
     ok ? (color ? "\x1b[32m✓\x1b[0m" : "✓") : (color ? "\x1b[31m✗\x1b[0m" : "✗");
   const lines = checks.map((c) =>

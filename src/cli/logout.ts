@@ -18,7 +18,7 @@ import { readTunables } from "../config/tunables.ts";
 import { ConfigError, NetworkError } from "../errors.ts";
 import { openStore } from "../store/select.ts";
 import { decodeRefresh } from "../token/record.ts";
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 import { stderrLine } from "./output.ts";
 
 const RETRY_DELAYS_MS = [500, 1500];

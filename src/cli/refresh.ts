@@ -13,7 +13,7 @@ import { DEFAULT_POLICY, policyFromEnv } from "../token/classify.ts";
 import { getToken } from "../token/get_token.ts";
 import { decodeAccess } from "../token/record.ts";
 import { makeContext } from "./context.ts";
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 import { stderrLine } from "./output.ts";
 import { logWarning, tokenDeps } from "./token.ts";
 

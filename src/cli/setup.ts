@@ -14,7 +14,7 @@ import { baseUrlProblem, requireConfig } from "../config/config.ts";
 import { resolvePaths } from "../config/paths.ts";
 import { selectProfile } from "../config/profile.ts";
 import { UsageError } from "../errors.ts";
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 import { stderrLine, stderrText } from "./output.ts";
 
 /** What can be set up; `claude` is the only target today. */
