@@ -75,6 +75,12 @@ export interface TokenDeps {
   force?: boolean;
   /** `refresh`: a failed refresh is an error, never answered with the still-valid old token. */
   strict?: boolean;
+  /**
+   * A token the API just rejected (SPEC.md §1.6, `last_print.ts`): if the store still holds
+   * it, refresh under the lock whatever its expiry, and never print it again; if another
+   * process replaced it meanwhile, print that one without a request.
+   */
+  rejected?: string;
   /** After a failed or abandoned login, `token` opens no browser for this long. */
   cooldownMs: number;
   /**
@@ -101,7 +107,9 @@ export async function getToken(deps: TokenDeps): Promise<string> {
   const d: TokenDeps = { ...deps, warn: onceEach(deps.warn) };
   // The cached path reads one item: the refresh token is only needed when this one is stale.
   const access = await readAccess(d);
-  if (!d.force && access && isFresh(access, d.now(), d.policy)) return access.token;
+  if (
+    !d.force && access && isFresh(access, d.now(), d.policy) && access.token !== d.rejected
+  ) return access.token;
 
   // Off the cached path: the store's costly first calls happen before the lock, side by side,
   // and while the lock's own module loads.
@@ -126,7 +134,7 @@ export async function getToken(deps: TokenDeps): Promise<string> {
     if (error instanceof LockTimeoutError) {
       const again = classify(await readStored(d), d.now(), d.policy);
       const usable = again.kind === "cached" ? again.access : again.fallback;
-      if (usable && !d.strict) {
+      if (usable && !d.strict && usable.token !== d.rejected) {
         d.warn(`${error.message}; printing the current token, ${validFor(usable, d.now())}`);
         return usable.token;
       }
@@ -153,6 +161,7 @@ async function underLock(
     if (d.force && round === 0 && decision.kind === "cached" && stored.refresh) {
       decision = { kind: "refresh", refresh: stored.refresh, fallback: decision.access };
     }
+    if (d.rejected !== undefined) decision = notRejected(decision, stored, d.rejected);
     if (decision.kind === "cached") return decision.access.token;
     if (decision.kind === "login") {
       return await loginOrFail(
@@ -184,6 +193,12 @@ async function underLock(
           waitStart,
           seen,
           "The sign-in session expired or was revoked (stored tokens removed)",
+        );
+      }
+      if (d.rejected !== undefined && error instanceof AppError) {
+        throw new AppError(
+          error.code,
+          `The API rejected the token and getting a new one failed: ${error.message}`,
         );
       }
       if (decision.fallback && !d.strict && !(error instanceof StoreError)) {
@@ -224,6 +239,23 @@ async function knowUser(d: TokenDeps, grant: Grant, known: UserInfo | undefined)
   const found = await d.lookupUser?.(grant.access.token, sub);
   if (found) grant.access.user = { ...grant.access.user, ...found };
   else if (!grant.access.user && known) grant.access.user = known;
+}
+
+/**
+ * The decision once the API rejected `rejected`: that token is refreshed away even when fresh,
+ * and never kept as the fallback printed when the server cannot be reached.
+ */
+function notRejected(decision: Decision, stored: Stored, rejected: string): Decision {
+  if (decision.kind === "cached") {
+    if (decision.access.token !== rejected) return decision;
+    if (!stored.refresh) {
+      throw new LoginRequiredError(
+        "The API rejected the token and there is no refresh token to get another; run `agent-runner-auth login`",
+      );
+    }
+    return { kind: "refresh", refresh: stored.refresh, fallback: null };
+  }
+  return decision.fallback?.token === rejected ? { ...decision, fallback: null } : decision;
 }
 
 async function loginOrFail(

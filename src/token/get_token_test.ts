@@ -409,3 +409,53 @@ Deno.test("issue 13 item 8: a refresh that names no one keeps the known user, el
   assert.ok(after?.ok);
   assert.deepEqual(after.record.user, { email: "known@example.com" });
 });
+
+// ---- a token the API rejected (SPEC.md §1.6) ---------------------------------------------------
+
+Deno.test("token: rejected fresh token -> one refresh under the lock, the new token printed", async () => {
+  const s = setup();
+  await s.put(5, "rt");
+  assert.equal(await getToken({ ...s.deps, rejected: "stored-at" }), "refreshed");
+  assert.equal(s.calls.refresh, 1);
+  assert.equal(s.lock.acquisitions, 1);
+});
+
+Deno.test("token: rejected token already replaced by another process -> printed, no request", async () => {
+  const s = setup();
+  await s.put(5, "rt");
+  assert.equal(await getToken({ ...s.deps, rejected: "some-older-token" }), "stored-at");
+  assert.equal(s.calls.refresh, 0);
+});
+
+Deno.test("token: rejected token and no refresh token -> one line naming login", async () => {
+  const s = setup();
+  await s.put(5, null);
+  await assert.rejects(
+    getToken({ ...s.deps, rejected: "stored-at" }),
+    (e: Error) =>
+      e instanceof LoginRequiredError && /rejected the token and there is no refresh token/.test(
+        e.message,
+      ) && /agent-runner-auth login/.test(e.message),
+  );
+});
+
+Deno.test("token: rejected token and the refresh fails -> an error, never the rejected token", async () => {
+  const s = setup({
+    refresh: () => Promise.reject(new NetworkError("auth domain unreachable", { retryable: true })),
+  });
+  await s.put(5, "rt");
+  await assert.rejects(
+    getToken({ ...s.deps, rejected: "stored-at" }),
+    (e: Error) =>
+      /^The API rejected the token and getting a new one failed: auth domain/.test(e.message),
+  );
+  assert.equal(s.calls.refresh, 3, "the bounded retry of a refresh without fallback");
+  assert.deepEqual(s.warnings, [], "no 'printing the current token' fallback");
+});
+
+Deno.test("token: rejected token, invalid_grant -> tokens removed, the usual login rule", async () => {
+  const s = setup({ refresh: () => Promise.reject(new AuthError("expired", "invalid_grant")) });
+  await s.put(5, "rt");
+  await assert.rejects(getToken({ ...s.deps, rejected: "stored-at" }), LoginRequiredError);
+  assert.equal(await s.store.get(ITEMS.access), null);
+});
