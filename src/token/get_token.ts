@@ -105,6 +105,7 @@ export const MAX_RETRY_WAIT_MS = 5000;
 export async function getToken(deps: TokenDeps): Promise<string> {
   // An unreadable item is read twice (without, then under the lock): report it once.
   const d: TokenDeps = { ...deps, warn: onceEach(deps.warn) };
+  const callStart = d.now();
   // The cached path reads one item: the refresh token is only needed when this one is stale.
   const access = await readAccess(d);
   if (
@@ -142,7 +143,7 @@ export async function getToken(deps: TokenDeps): Promise<string> {
     throw error;
   }
   try {
-    return await underLock(d, waited, waitStart, seen);
+    return await underLock(d, waited, waitStart, seen, callStart);
   } finally {
     held.release();
   }
@@ -153,6 +154,7 @@ async function underLock(
   waited: boolean,
   waitStart: number,
   seen: LoginState | null,
+  callStart: number,
 ): Promise<string> {
   // A refresh token that another process rotates under us is re-read once or twice at most.
   for (let round = 0; round < 3; round++) {
@@ -172,12 +174,20 @@ async function underLock(
         waitStart,
         seen,
         "Not signed in",
+        callStart,
       );
     }
 
     let grant: Grant;
+    /** An earlier attempt got no answer: the server may have carried it out anyway. */
+    let unanswered = false;
     try {
-      grant = await refreshWithRetry(d, decision.refresh.token, decision.fallback !== null);
+      grant = await refreshWithRetry(
+        d,
+        decision.refresh.token,
+        decision.fallback !== null,
+        () => unanswered = true,
+      );
     } catch (error) {
       if (error instanceof AuthError && error.oauthError === "invalid_grant") {
         const current = await readRefresh(d);
@@ -192,7 +202,10 @@ async function underLock(
           waited,
           waitStart,
           seen,
-          "The sign-in session expired or was revoked (stored tokens removed)",
+          unanswered
+            ? LOST_REPLY
+            : "The sign-in session expired or was revoked (stored tokens removed)",
+          callStart,
         );
       }
       if (d.rejected !== undefined && error instanceof AppError) {
@@ -201,7 +214,10 @@ async function underLock(
           `The API rejected the token and getting a new one failed: ${error.message}`,
         );
       }
-      if (decision.fallback && !d.strict && !(error instanceof StoreError)) {
+      // A pinned-issuer mismatch (`src/oauth/client.ts`) is a security refusal, not an outage:
+      // it is reported, never papered over with the old token (issue 11 #3).
+      const refused = error instanceof AuthError && error.oauthError === "issuer_mismatch";
+      if (decision.fallback && !d.strict && !(error instanceof StoreError) && !refused) {
         d.warn(
           `Could not refresh the token (${messageOf(error)}); printing the current one, ${
             validFor(decision.fallback, d.now())
@@ -266,10 +282,19 @@ async function loginOrFail(
   waitStart: number,
   seen: LoginState | null,
   why: string,
+  callStart: number,
 ): Promise<string> {
   if (!stored.access && !stored.refresh) await d.store.assertUsable?.();
   const last = readLoginState(d.loginStatePath);
   const now = d.now();
+  // `logout` ran while this call was under way (it read the store before, or waited on the
+  // lock behind it): the user just signed out, so no browser opens to sign straight back in.
+  if (last?.status === "signed_out" && last.at >= callStart) {
+    throw new LoginRequiredError(
+      `Signed out by \`agent-runner-auth logout\` (pid ${last.pid}) while this call was under ` +
+        "way; run `agent-runner-auth login` to sign in again",
+    );
+  }
   const lastFailed = last && (last.status === "failed" || last.status === "abandoned" ||
     (last.status === "in_progress" && last.pid !== d.pid));
   if (d.signsIn !== false && last && lastFailed) {
@@ -340,13 +365,29 @@ export async function save(d: Pick<TokenDeps, "store" | "items">, grant: Grant):
   await d.store.set(d.items.access, encodeAccess(grant.access));
 }
 
-async function refreshWithRetry(d: TokenDeps, token: string, hasFallback: boolean): Promise<Grant> {
+/**
+ * Why the session ended when a refresh got no answer and its retry then got `invalid_grant`:
+ * with refresh-token rotation on and no grace period, the server had carried out the first
+ * attempt and replaced the token whose answer never reached us (issue 11 #8).
+ */
+export const LOST_REPLY = "The sign-in session ended: a refresh got no answer in time and the " +
+  "server then refused the same refresh token, most likely replaced by that refresh " +
+  "(refresh-token rotation: set RetryGracePeriodSeconds above 0 on the app client) " +
+  "(stored tokens removed)";
+
+async function refreshWithRetry(
+  d: TokenDeps,
+  token: string,
+  hasFallback: boolean,
+  onRetry: () => void,
+): Promise<Grant> {
   const attempts = hasFallback ? 2 : 1 + RETRY_DELAYS_MS.length;
   for (let attempt = 1;; attempt++) {
     try {
       return await d.refresh(token);
     } catch (error) {
       if (!(error instanceof NetworkError) || !error.retryable || attempt >= attempts) throw error;
+      onRetry();
       const wait = error.retryAfterMs ?? RETRY_DELAYS_MS[attempt - 1];
       if (wait > MAX_RETRY_WAIT_MS) throw error;
       await d.sleep(wait);

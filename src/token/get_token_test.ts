@@ -459,3 +459,35 @@ Deno.test("token: rejected token, invalid_grant -> tokens removed, the usual log
   await assert.rejects(getToken({ ...s.deps, rejected: "stored-at" }), LoginRequiredError);
   assert.equal(await s.store.get(ITEMS.access), null);
 });
+
+Deno.test("token: a refresh that got no answer, then invalid_grant (rotation burnt it) -> the line says so (issue 11 #8)", async () => {
+  let n = 0;
+  const s = setup({
+    refresh: () =>
+      n++ === 0
+        ? Promise.reject(
+          new NetworkError("The token endpoint did not answer within 2000 ms", { retryable: true }),
+        )
+        : Promise.reject(new AuthError("expired", "invalid_grant")),
+  });
+  await s.put(61, "rt");
+  await assert.rejects(
+    getToken(s.deps),
+    (e: Error) =>
+      e instanceof LoginRequiredError &&
+      /^The sign-in session ended: a refresh got no answer in time .*RetryGracePeriodSeconds.*\(stored tokens removed\), and cannot sign in here: \$CI is set/
+        .test(e.message),
+  );
+  assert.equal(await s.store.get(ITEMS.refresh), null);
+});
+
+Deno.test("token: a pinned-issuer mismatch is never answered with the still-valid old token (issue 11 #3)", async () => {
+  const s = setup({
+    refresh: () => Promise.reject(new AuthError("not the pinned issuer", "issuer_mismatch")),
+  });
+  await s.put(56, "rt"); // 4 min left: usable as a fallback for any other failure
+  await assert.rejects(getToken(s.deps), AuthError);
+  assert.equal(s.calls.refresh, 1);
+  assert.ok(await s.store.get(ITEMS.refresh), "tokens kept");
+  assert.ok(await s.store.get(ITEMS.access), "tokens kept");
+});
