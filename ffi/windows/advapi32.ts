@@ -105,6 +105,9 @@ export const CRED_MAX_GENERIC_TARGET_NAME_LENGTH = 32767;
 /** wincred.h: `CRED_MAX_USERNAME_LENGTH`, in characters. */
 export const CRED_MAX_USERNAME_LENGTH = 513;
 
+/** The name (plus `-<random>`) of the throw-away credential that settles a lost error code. */
+export const PROBE_NAME = "agent-runner-probe";
+
 /** winerror.h: no credential with that target (CredRead/CredDelete/CredEnumerate). */
 export const ERROR_NOT_FOUND = 1168;
 /** winerror.h: the logon session has no credential set, e.g. an SSH (network) logon. */
@@ -456,8 +459,42 @@ export class CredentialManager implements CredentialApi {
     throw credentialError("CredDeleteW", code, target);
   }
 
+  /**
+   * Target names under `prefix`. CredEnumerateW answers FALSE both when nothing matches
+   * (ERROR_NOT_FOUND) and when it fails, so a lost code (0) is settled the way
+   * {@linkcode CredentialManager.read} settles it: a probe credential is written under the prefix
+   * (success is the BOOL, no code needed), the enumeration must then succeed and its list minus
+   * the probe is the answer; the probe is deleted right after (a leftover lies under the prefix,
+   * where the store's next write removes it). The store calls this after every write and delete,
+   * so a lost code never turns a successful write into an error.
+   *
+   * @throws {CredentialError} when the enumeration fails with a known code, or even the probe
+   * cannot tell.
+   */
   list(prefix: string): string[] {
     if (prefix.includes("*")) throw new TypeError("A credential prefix cannot contain '*'");
+    const names = this.#enumerate(prefix);
+    if (names !== undefined) return names;
+    const native = this.#native();
+    const probe = `${prefix}${prefix.endsWith("/") ? "" : "/"}${PROBE_NAME}-${
+      crypto.randomUUID().slice(0, 8)
+    }`;
+    let probed: string[] | undefined;
+    try {
+      this.write(probe, new Uint8Array([0]), "probe");
+      probed = this.#enumerate(prefix);
+    } catch (error) {
+      if (!(error instanceof CredentialError && error.win32Error === 0)) throw error;
+    } finally {
+      native.CredDeleteW(toWide(probe), CRED_TYPE_GENERIC, 0); // best effort, see above
+    }
+    if (probed === undefined) throw credentialError("CredEnumerateW", 0, `${prefix}*`);
+    const lowerProbe = probe.toLowerCase();
+    return probed.filter((name) => name.toLowerCase() !== lowerProbe);
+  }
+
+  /** One CredEnumerateW: the names, `[]` for ERROR_NOT_FOUND, `undefined` for a lost code. */
+  #enumerate(prefix: string): string[] | undefined {
     const native = this.#native();
     const count = new Uint32Array(1);
     const out = new BigUint64Array(1); // PCREDENTIALW *
@@ -465,6 +502,7 @@ export class CredentialManager implements CredentialApi {
     const code = ok ? 0 : native.GetLastError();
     if (!ok) {
       if (code === ERROR_NOT_FOUND) return [];
+      if (code === 0) return undefined;
       throw credentialError("CredEnumerateW", code, `${prefix}*`);
     }
     const array = Deno.UnsafePointer.create(out[0]);
@@ -488,39 +526,21 @@ export class CredentialManager implements CredentialApi {
 
   /**
    * Whether `target` exists, decided without trusting an error code: called when a failed
-   * call's code was lost (0). CredEnumerateW("target*") answers when it succeeds; when it fails
-   * too and its code is also 0, a throw-away probe credential is written under the same prefix
-   * (success is the BOOL, no code needed), so the enumeration must succeed and its list is the
-   * answer; the probe is deleted right after (a leftover lies under the item's chunk prefix,
-   * which the store clears on its next write). Throws when even that cannot tell, so a lost
-   * code is never read as "not found".
+   * call's code was lost (0). `list(target)` settles it from BOOL results alone (see
+   * {@linkcode CredentialManager.list}) and throws when even that cannot tell, so a lost code is
+   * never read as "not found".
    */
   #exists(target: string, call: string): boolean {
-    let names = this.#tryList(target);
-    if (names === undefined) {
-      const native = this.#native();
-      const probe = `${target}/agent-runner-probe-${crypto.randomUUID().slice(0, 8)}`;
-      try {
-        this.write(probe, new Uint8Array([0]), "probe");
-        names = this.#tryList(target);
-      } catch (error) {
-        if (error instanceof CredentialError && error.win32Error !== 0) throw error;
-      } finally {
-        native.CredDeleteW(toWide(probe), CRED_TYPE_GENERIC, 0); // best effort, see above
+    let names: string[];
+    try {
+      names = this.list(target);
+    } catch (error) {
+      if (error instanceof CredentialError && error.win32Error === 0) {
+        throw credentialError(call, 0, target);
       }
-      if (names === undefined) throw credentialError(call, 0, target);
+      throw error;
     }
     const wanted = target.toLowerCase();
     return names.some((name) => name.toLowerCase() === wanted);
-  }
-
-  /** `list(prefix)`, or `undefined` when it failed with a lost (0) code. */
-  #tryList(prefix: string): string[] | undefined {
-    try {
-      return this.list(prefix);
-    } catch (error) {
-      if (error instanceof CredentialError && error.win32Error === 0) return undefined;
-      throw error;
-    }
   }
 }

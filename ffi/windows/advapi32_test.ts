@@ -22,6 +22,7 @@ import {
   ERROR_NO_SUCH_LOGON_SESSION,
   ERROR_NOT_FOUND,
   loadAdvapi32,
+  PROBE_NAME,
   RPC_X_BAD_STUB_DATA,
 } from "./advapi32.ts";
 import { fromWide, readWide, toWide } from "./kernel32.ts";
@@ -53,7 +54,11 @@ function throws<E extends Error>(
   throw new Error(`expected ${type.name}, nothing was thrown`);
 }
 
-const FAKE = "windows advapi32 wrapper (fake advapi32, real OS untested here)";
+/** The fake stands in for advapi32 itself; the real one runs under Wine (`deno task
+ * test:windows`) and on the windows-latest runners. */
+const FAKE = "windows advapi32 wrapper (fake advapi32 standing in for Credential Manager)";
+/** Neither Windows nor Wine can be made to lose GetLastError's code; only the fake can. */
+const LOST = "windows advapi32 wrapper (fake advapi32 standing in for a lost GetLastError code)";
 const PURE = "windows advapi32 encoding (pure, no OS call)";
 
 Deno.test(`${PURE}: toWide is NUL-terminated UTF-16LE, surrogate pairs kept`, () => {
@@ -220,7 +225,7 @@ Deno.test(`${FAKE}: a blob over 2,560 bytes is refused before any call`, () => {
   assertEquals(fake.calls.length, 0);
 });
 
-Deno.test(`${FAKE}: over SSH (1312) every call is StoreError "unavailable" with an explanation`, () => {
+Deno.test(`${FAKE}, and for an SSH logon: over SSH (1312) every call is StoreError "unavailable" with an explanation`, () => {
   const fake = new FakeAdvapi32();
   fake.networkLogon = true;
   const api = new CredentialManager(fake.symbols);
@@ -239,7 +244,7 @@ Deno.test(`${FAKE}: over SSH (1312) every call is StoreError "unavailable" with 
   }
 });
 
-Deno.test(`${FAKE}: a lost error code (GetLastError 0) is never read as "not found"`, () => {
+Deno.test(`${LOST}: a lost error code (GetLastError 0) is never read as "not found"`, () => {
   const fake = new FakeAdvapi32();
   const api = new CredentialManager(fake.symbols);
   fake.clobberLastError = true;
@@ -279,6 +284,34 @@ Deno.test(`${FAKE}: a lost error code (GetLastError 0) is never read as "not fou
   assertEquals(error.failure, "failed");
   assertEquals(error.win32Error, 0);
   assertEquals(fake.targets().length, 0);
+  assertEquals(fake.liveAllocations, 0);
+});
+
+Deno.test(`${LOST}: list() settles a lost code with a probe: [] or the names, probe excluded`, () => {
+  const fake = new FakeAdvapi32();
+  const api = new CredentialManager(fake.symbols);
+  fake.clobberLastError = true;
+  assertEquals(api.list("svc/item/").length, 0, "nothing under the prefix: []");
+  const probes = fake.calls.filter((c) => c.fn === "CredWriteW").map((c) => c.target);
+  assertEquals(probes.length, 1);
+  assert(probes[0].startsWith(`svc/item/${PROBE_NAME}-`), probes[0]);
+  fake.put("svc/item/a1", new Uint8Array([1]));
+  assertEquals(api.list("svc/item/").join(), "svc/item/a1", "a match needs no probe");
+  assertEquals(fake.calls.filter((c) => c.fn === "CredWriteW").length, 1);
+  fake.remove("svc/item/a1");
+  fake.failNext("CredEnumerateW", 5);
+  fake.failNext("CredEnumerateW", 5);
+  const error = throws(() => api.list("svc/item/"), CredentialError);
+  assertEquals(error.win32Error, 0);
+  assertEquals(error.call, "CredEnumerateW");
+  fake.put("svc/item/b1", new Uint8Array([1]));
+  fake.failNext("CredEnumerateW", 5);
+  assertEquals(api.list("svc/item/").join(), "svc/item/b1", "one failure: the probe settles it");
+  fake.remove("svc/item/b1");
+  fake.clobberLastError = false;
+  fake.failNext("CredEnumerateW", 5);
+  assertEquals(throws(() => api.list("svc/item/"), CredentialError).win32Error, 5, "a known code");
+  assertEquals(fake.targets().length, 0, "every probe was deleted");
   assertEquals(fake.liveAllocations, 0);
 });
 

@@ -29,7 +29,11 @@ function assert(condition: unknown, message = "assertion failed"): asserts condi
   if (!condition) throw new Error(message);
 }
 
-const FAKE = "windows credential store (fake advapi32, real OS untested here)";
+/** The fake stands in for Credential Manager itself; the real one runs under Wine
+ * (`deno task test:windows`) and on the windows-latest runners. */
+const FAKE = "windows credential store (fake advapi32 standing in for Credential Manager)";
+/** Neither Windows nor Wine can be made to lose GetLastError's code; only the fake can. */
+const LOST = "windows credential store (fake advapi32 standing in for a lost GetLastError code)";
 const PURE = "windows credential store chunk encoding (pure)";
 const BASE = `${SERVICE}/${ACCESS_ITEM}`;
 
@@ -231,7 +235,7 @@ Deno.test(`${FAKE}: values starting with NUL and the empty value go through a he
   same(fake.targets().join(), `${SERVICE}/${REFRESH_ITEM}`, "empty: a header, no chunk");
 });
 
-Deno.test(`${FAKE}: over SSH every operation is StoreError "unavailable" (1312)`, async () => {
+Deno.test(`${FAKE}, and for an SSH logon: over SSH every operation is StoreError "unavailable" (1312)`, async () => {
   const { fake, store } = fakeStore();
   fake.networkLogon = true;
   const error = await assertStoreError(store.get(ACCESS_ITEM), "unavailable");
@@ -249,6 +253,34 @@ Deno.test(`${FAKE}: a failed read is an error, never "no token"`, async () => {
   fake.failNext("CredReadW", 5);
   await assertStoreError(store.get(ACCESS_ITEM), "failed");
   same(await store.get(ACCESS_ITEM), "v", "the item is still there");
+});
+
+Deno.test(`${LOST}: a write, a rewrite, a chunked write and deletes still work, no probe left`, async () => {
+  const { fake, store } = fakeStore();
+  fake.clobberLastError = true;
+  // The plain write used to store the credential and then throw from the chunk cleanup
+  // ("CredEnumerateW failed … GetLastError returned 0"), and deleting an absent item threw too.
+  await store.set(ACCESS_ITEM, "plain");
+  same(await store.get(ACCESS_ITEM), "plain", "after a plain write");
+  same(await store.delete(REFRESH_ITEM), false, "delete of an absent item");
+  await store.set(ACCESS_ITEM, ascii(6000));
+  same(await store.get(ACCESS_ITEM), ascii(6000), "after a chunked write");
+  await store.set(ACCESS_ITEM, "short again");
+  same(fake.targets().join(), BASE, "the chunks and every probe are gone");
+  same(await store.delete(ACCESS_ITEM), true, "delete of a present item");
+  same(await store.delete(ACCESS_ITEM), false, "second delete");
+  same(fake.targets().join(), "", "nothing left");
+  same(fake.liveAllocations, 0, "every native block was freed");
+});
+
+Deno.test(`${LOST}: when even the probe cannot be written, the cleanup fails loudly`, async () => {
+  const { fake, store } = fakeStore();
+  await store.set(ACCESS_ITEM, "v");
+  fake.clobberLastError = true;
+  fake.failNext("CredWriteW", 5, /agent-runner-probe/);
+  const error = await assertStoreError(store.set(ACCESS_ITEM, "w"), "failed");
+  assert(error.message.includes("GetLastError returned 0"), error.message);
+  same(await store.get(ACCESS_ITEM), "w", "the value itself was written");
 });
 
 Deno.test(`${FAKE}: the service prefix is injectable and names are checked`, async () => {

@@ -71,15 +71,31 @@ function findTerminal(os: typeof Deno.build.os): "stdio" | "devtty" | null {
 }
 
 /**
- * `$BROWSER` first (split on whitespace, never run through a shell; the URL becomes the last
- * argument, or replaces `%s`), then the desktop's opener. On Linux an opener only counts when
- * a display exists: over SSH without a forwarded display `xdg-open` would fall back to a text
- * browser or fail.
+ * `$BROWSER` first, then the desktop's opener. On Linux an opener only counts when a display
+ * exists: over SSH without a forwarded display `xdg-open` would fall back to a text browser or
+ * fail.
+ *
+ * `$BROWSER` is a list separated by the OS's path-list separator, `;` on Windows and `:`
+ * elsewhere (as Python's `webbrowser` reads it): splitting at `:` on Windows cut every
+ * drive-letter path (`C:\…`) down to `C`. The first non-empty entry is used. An entry is a
+ * program and the arguments that precede the URL (or replace `%s`), never run through a shell:
+ * - `"C:\Program Files\Mozilla Firefox\firefox.exe" -new-window`: a quoted program, any OS;
+ * - on Windows, unquoted, the program runs up to the first `.exe`/`.com`/`.bat`/`.cmd` followed
+ *   by a space or the end, as `CreateProcess` resolves an unquoted command line, so
+ *   `C:\Program Files\…\firefox.exe` works as typed;
+ * - otherwise the entry is split on whitespace.
  */
 export function findBrowser(env: Env, os: typeof Deno.build.os): BrowserCommand | null {
-  const fromEnv = env.get("BROWSER")?.split(":")[0]?.trim();
-  if (fromEnv) {
-    const [program, ...args] = fromEnv.split(/\s+/);
+  const windows = os === "windows";
+  const entry = env.get("BROWSER")?.split(windows ? ";" : ":").map((e) => e.trim())
+    .find((e) => e !== "");
+  if (entry) {
+    const words = (text: string) => text.split(/\s+/).filter((w) => w !== "");
+    const quoted = /^"([^"]+)"(?:\s+(.*))?$/.exec(entry);
+    if (quoted) return { program: quoted[1], args: words(quoted[2] ?? "") };
+    const windowsPath = windows ? /^(.*?\.(?:exe|com|bat|cmd))(?:\s+(.*))?$/i.exec(entry) : null;
+    if (windowsPath) return { program: windowsPath[1], args: words(windowsPath[2] ?? "") };
+    const [program, ...args] = words(entry);
     return { program, args };
   }
   switch (os) {
