@@ -179,11 +179,11 @@ export function usageProblem(message: string, options: Verb["options"], usage = 
     return `unknown flag ${flag}${hint ? `; did you mean --${hint}?` : ""}`;
   }
   if (flag && /argument missing|argument is ambiguous/i.test(first)) {
-    const placeholder = new RegExp(`${flag} ([A-Z][A-Z"]*[A-Z"])`).exec(usage)?.[1] ?? "VALUE";
+    const placeholder = new RegExp(`${flag} ("[A-Z][^"]*"|[A-Z]+\\b)`).exec(usage)?.[1] ?? "VALUE";
     const next = /argument is ambiguous/i.test(first)
       ? `, not the flag that follows it (a value starting with "-" is written ${flag}=VALUE)`
       : "";
-    return `${flag} needs a value: ${flag} ${placeholder.replaceAll('"', "")}${next}`;
+    return `${flag} needs a value: ${flag} ${placeholder}${next}`;
   }
   if (flag && /does not take an argument/i.test(first)) {
     return `${flag} is a switch and takes no value (write ${flag} alone)`;
