@@ -47,10 +47,13 @@ let code: number;
 try {
   code = await main(Deno.args);
 } catch (error) {
+  // An unexpected error's text is not ours: it may quote input (a pasted URL with its code).
   const message = error instanceof AppError
     ? error.message
     : `Internal error (please report it): ${
-      error instanceof Error ? error.message : String(error)
+      (await import("./log.ts").catch(() => null))?.redact(
+        error instanceof Error ? error.message : String(error),
+      ) ?? "(message withheld)"
     }`;
   stderrLine(message);
   code = exitCodeFor(error);

@@ -17,11 +17,11 @@ import {
   mergeConfig,
   writeConfig,
 } from "../config/config.ts";
-import { AppError } from "../errors.ts";
+import { AppError, LoginRequiredError } from "../errors.ts";
 import { openLockFile } from "../lock/open.ts";
 import { browserLogin } from "../oauth/login.ts";
 import { openStore } from "../store/select.ts";
-import { detectInteractivity } from "../term/interactive.ts";
+import { detectInteractivity, planLogin } from "../term/interactive.ts";
 import { save } from "../token/get_token.ts";
 import { writeLoginState } from "../token/login_state.ts";
 import type { Verb } from "./verb.ts";
@@ -72,11 +72,14 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   checkLoginFlags(updates, existing, paths.config, ctx.profile);
   const loaded: LoadedConfig = mergeConfig(existing, updates, paths.config, ctx.profile);
 
+  // Decided before anything slow: a login that cannot work here fails at once, in one line.
+  const inter = detectInteractivity();
+  const paste = pasteReader(inter.terminal);
+  const plan = planLogin(inter.browser, paste !== null, values["no-browser"] === true);
+  if ("fail" in plan) throw new LoginRequiredError(plan.fail);
+
   // verify: a locked or never-created keyring still answers lookups; only a write proves it.
   const store = await openStore(loaded, Deno.env, { verify: true });
-  const inter = detectInteractivity();
-  const noBrowser = values["no-browser"] === true;
-  const browser = noBrowser ? null : inter.browser;
   const say = makeSay(inter.terminal);
 
   await ensurePrivateDir(paths.dir);
@@ -93,12 +96,13 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
     let grant;
     try {
       grant = await browserLogin(loaded, {
-        browser,
-        paste: browser === null && Deno.stdin.isTerminal(),
+        browser: plan.browser,
+        paste: plan.paste,
+        pasteBecause: plan.pasteBecause,
         timeoutMs: tunables.loginTimeoutMs,
         requestTimeoutMs: tunables.httpTimeoutMs,
         say,
-        readLine: readTerminalLine,
+        readLine: paste ?? undefined,
       });
     } catch (error) {
       const abandoned = error instanceof AppError && /timed out/i.test(error.message);
@@ -132,14 +136,35 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   }
 }
 
-/** One line typed on stdin when it is a terminal (paste mode), else `null`. */
-async function readTerminalLine(): Promise<string | null> {
-  if (!Deno.stdin.isTerminal()) return null;
+/**
+ * Where a pasted line can be read: stdin when it is a terminal, else the controlling terminal
+ * (`/dev/tty`, Unix) when there is one; `null` when neither.
+ */
+function pasteReader(terminal: "stdio" | "devtty" | null): (() => Promise<string | null>) | null {
+  if (Deno.stdin.isTerminal()) return () => readLine(Deno.stdin);
+  if (terminal === null || Deno.build.os === "windows") return null;
+  let tty: Deno.FsFile | null | undefined;
+  return () => {
+    if (tty === undefined) {
+      try {
+        tty = Deno.openSync("/dev/tty", { read: true });
+      } catch {
+        tty = null;
+      }
+    }
+    return tty ? readLine(tty) : Promise.resolve(null);
+  };
+}
+
+/** One line read from a terminal (at most 64 KiB), or `null` at its end. */
+async function readLine(
+  from: { read(p: Uint8Array): Promise<number | null> },
+): Promise<string | null> {
   const chunks: Uint8Array[] = [];
   const buf = new Uint8Array(4096);
   let total = 0;
   while (total < 64 * 1024) {
-    const n = await Deno.stdin.read(buf);
+    const n = await from.read(buf);
     if (n === null) return chunks.length ? decode(chunks) : null;
     chunks.push(buf.slice(0, n));
     total += n;

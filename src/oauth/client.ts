@@ -297,13 +297,74 @@ function toGrantResult(
 
 function userFromIdToken(r: oauth.TokenEndpointResponse): UserInfo | undefined {
   const claims = oauth.getValidatedIdTokenClaims(r);
-  if (!claims) return undefined;
+  return claims ? userFromClaims(claims) : undefined;
+}
+
+/** The display claims of an ID token or a userInfo answer (Cognito's names, then OIDC's). */
+function userFromClaims(claims: Record<string, unknown>): UserInfo {
   const user: UserInfo = {};
   if (typeof claims.sub === "string") user.sub = claims.sub;
   if (typeof claims.email === "string") user.email = claims.email;
-  const username = claims["cognito:username"] ?? claims.preferred_username;
+  // Cognito's ID token says `cognito:username`, its userInfo `username`; OIDC says
+  // `preferred_username`.
+  const username = claims["cognito:username"] ?? claims.username ?? claims.preferred_username;
   if (typeof username === "string") user.username = username;
   return user;
+}
+
+/** True when `user` names someone (`status` and `login` can show an email or a username). */
+export function namesUser(user: UserInfo | undefined): boolean {
+  return Boolean(user?.email || user?.username);
+}
+
+/**
+ * Asks `/oauth2/userInfo` (OIDC Core §5.3) who the access token belongs to, for providers
+ * that keep profile claims out of the ID token (the OpenID default for the code flow, §5.4;
+ * issue 13 item 8). Only for display: a failure (no `openid` scope, timeout, a `sub` other
+ * than the ID token's) is ignored with a debug line and the user stays unknown.
+ */
+export async function fetchUserInfo(
+  loaded: LoadedConfig,
+  accessToken: string,
+  expectedSub: string | undefined,
+  options: RequestOptions,
+): Promise<UserInfo | undefined> {
+  const as = authorizationServer(loaded);
+  const client = publicClient(loaded);
+  const started = performance.now();
+  try {
+    const response = await oauth.userInfoRequest(
+      as,
+      client,
+      accessToken,
+      httpOptions(loaded, options.timeoutMs),
+    );
+    const claims = await oauth.processUserInfoResponse(
+      as,
+      client,
+      expectedSub ?? oauth.skipSubjectCheck,
+      response,
+    );
+    const user = userFromClaims(claims as unknown as Record<string, unknown>);
+    debug(
+      `userInfo: HTTP ${response.status} in ${Math.round(performance.now() - started)} ms, ${
+        namesUser(user) ? "names the user" : "names no email or username"
+      }`,
+    );
+    return namesUser(user) ? user : undefined;
+  } catch (error) {
+    const why = error instanceof oauth.WWWAuthenticateChallengeError
+      ? `HTTP ${error.status}`
+      : error instanceof Error
+      ? `${error.name}: ${error.message.split("\n")[0]}`
+      : String(error);
+    debug(
+      `userInfo failed after ${
+        Math.round(performance.now() - started)
+      } ms (${why}); the user stays unknown`,
+    );
+    return undefined;
+  }
 }
 
 /**
