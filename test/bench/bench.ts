@@ -698,8 +698,8 @@ async function main(): Promise<void> {
  * empty script, interleaved in the same rounds.
  */
 async function lastPrintCost(
-  commands: Record<string, string[]>,
-  env: Record<string, string>,
+  commands: Record<string, Measured>,
+  _env: Record<string, string>,
   cwd: string,
   token: string,
 ) {
@@ -707,13 +707,13 @@ async function lastPrintCost(
   const xs: Record<"empty" | "cached" | "helper", number[]> = { empty: [], cached: [], helper: [] };
   for (let round = -ROUNDS.warmup; round < ROUNDS.cached; round++) {
     const helperEnv = {
-      ...env,
+      ...commands.cached.env,
       CLAUDE_CODE_ENTRYPOINT: "cli",
       CLAUDE_CODE_MESSAGING_SOCKET: `/tmp/bench-claude-${round}.sock`,
     };
-    const e = must(await timed(commands.empty, env, cwd), "empty");
-    const c = must(await timed(commands.cached, env, cwd), "cached");
-    const h = must(await timed(commands.cached, helperEnv, cwd), "cached as helper");
+    const e = must(await timed(commands.empty.argv, commands.empty.env, cwd), "empty");
+    const c = must(await timed(commands.cached.argv, commands.cached.env, cwd), "cached");
+    const h = must(await timed(commands.cached.argv, helperEnv, cwd), "cached as helper");
     if (h.stdout !== `${token}\n` || h.stderr !== "") throw new Error("the helper call differed");
     if (round < 0) continue;
     xs.empty.push(e.ms);
