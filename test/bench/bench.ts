@@ -19,7 +19,9 @@
  *
  * plus where the cached time goes (test/bench/phases.ts, the cached path's steps timed in
  * process) and what encrypting the Secret Service read costs (test/bench/probe_read.ts: the
- * same read over an encrypted and over a plain session, each in a fresh process).
+ * same read over an encrypted and over a plain session, each in a fresh process) and what its
+ * Diffie-Hellman costs (test/bench/dh_cost.ts: key pair and shared secret, 256-bit exponent as
+ * `token` uses it and a full 1024-bit one, cold in a fresh process).
  *
  * Writes `test/bench/results/latest.json` and `latest.md` (the table the README quotes, both
  * formatted like the rest of the repository) and prints the table. Flags: `--quick` (fewer
@@ -58,6 +60,7 @@ const TARGETS = { cachedRatio: 1.5, cachedGoal: 1.25, refreshOverheadMs: 40 };
 const EMPTY = `${ROOT}/test/bench/empty.ts`;
 const PHASES = `${ROOT}/test/bench/phases.ts`;
 const PROBE_READ = `${ROOT}/test/bench/probe_read.ts`;
+const DH_COST = `${ROOT}/test/bench/dh_cost.ts`;
 const TIMED_BROWSER = `${ROOT}/test/bench/timed_browser`;
 const RESULTS = `${ROOT}/test/bench/results`;
 
@@ -292,7 +295,10 @@ async function main(): Promise<void> {
     await world.writeConfig({ auth_domain: proxy.url, store: "secret-service" });
     // A store timeout far above any call's time: on a loaded shared machine 32 parallel callers
     // can queue at the keyring for seconds, and the bench measures them, not the timeout.
-    const env = world.env({ AGENT_RUNNER_STORE_TIMEOUT_MS: "30000" });
+    // No Deno update check: each `deno run` would otherwise look up dl.deno.land on a
+    // background thread (unreachable here), on the empty runs and ours alike; the compiled
+    // binary never checks.
+    const env = world.env({ AGENT_RUNNER_STORE_TIMEOUT_MS: "30000", DENO_NO_UPDATE_CHECK: "1" });
     const cwd = world.dir;
     const deno = Deno.execPath();
     const tokenArgv = [deno, ...cliArgv(), "token"];
@@ -418,6 +424,26 @@ async function main(): Promise<void> {
       plain: stats(probeSamples.plain).median,
     };
     const estimatedCached = round(cached.median - probe.encrypted + probe.plain);
+
+    // -- what the session's Diffie-Hellman costs (issue 14) ----------------------------------
+    const dhArgv = (bits: number) => [
+      deno,
+      ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? DH_COST : w)),
+      String(bits),
+    ];
+    const dhSamples: Record<string, number[]> = {};
+    for (let i = -1; i < ROUNDS.phases; i++) {
+      for (const bits of [256, 1024]) {
+        const r = must(await timed(dhArgv(bits), env, cwd), `DH cost probe (${bits})`);
+        const { keyPair, shared } = JSON.parse(r.stderr.trim().split("\n").at(-1)!);
+        if (i < 0) continue;
+        (dhSamples[`key_pair_${bits}`] ??= []).push(keyPair);
+        (dhSamples[`shared_secret_${bits}`] ??= []).push(shared);
+      }
+    }
+    const dh = Object.fromEntries(
+      Object.entries(dhSamples).map(([k, v]) => [k, round(stats(v).median, 2)]),
+    ) as Record<string, number>;
 
     // -- silent refresh -------------------------------------------------------------------------
     // Paired rounds: a cached call, then a refresh, so each refresh is compared with a cached
@@ -633,6 +659,8 @@ async function main(): Promise<void> {
         ratio_vs_secret_tool: round(cached.median / floors.secretTool.median, 2),
         breakdown_median_ms: phases,
         read_in_a_fresh_process_median_ms: probe,
+        /** Cold, in a fresh process: `token`'s 256-bit exponent, and a full 1024-bit one. */
+        dh_median_ms: dh,
         estimated_cached_with_plain_read: {
           ms: estimatedCached,
           ratio_vs_empty: round(estimatedCached / floors.empty.median, 2),
@@ -789,6 +817,12 @@ function renderTable(r: any): string {
     `(${c.estimated_cached_with_plain_read.ratio_vs_empty}× empty); it does not, because the ` +
     "secret would then cross the session bus in clear (`dbus-monitor` shows it: " +
     "test/store_secret_service_test.ts).",
+    "",
+    "The session's Diffie-Hellman (test/bench/dh_cost.ts, cold in a fresh process, medians): " +
+    `key pair ${c.dh_median_ms.key_pair_256} ms and shared secret ` +
+    `${c.dh_median_ms.shared_secret_256} ms with the 256-bit private exponent \`token\` uses; ` +
+    `${c.dh_median_ms.key_pair_1024} ms and ${c.dh_median_ms.shared_secret_1024} ms with a ` +
+    "full 1024-bit one.",
     "",
   ];
   return lines.join("\n");

@@ -115,7 +115,8 @@ export async function measureCached(
     const signIn = await directSignIn(world);
     await plant(world, { access: { token: signIn.access, leftMs: 3_600_000 } });
     const p = await programs(world.dir);
-    const env = world.env();
+    // No `deno run` update check (a background dl.deno.land lookup) in the source mode.
+    const env = world.env({ DENO_NO_UPDATE_CHECK: "1" });
     const commands: Record<string, Measured> = {
       empty: { argv: p.empty, env },
       secretTool: {
