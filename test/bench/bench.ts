@@ -25,8 +25,9 @@
  *
  * Writes `test/bench/results/latest.json` and `latest.md` (the table the README quotes, both
  * formatted like the rest of the repository) and prints the table. Flags: `--quick` (fewer
- * rounds, a smoke run: prints, writes nothing), `--rss=proc` (peak RSS by /proc polling even
- * where GNU time is installed).
+ * rounds, a smoke run: prints, writes nothing), `--rounds=N` (N interleaved rounds of the
+ * cached-path comparison instead of 30: on a shared, loaded machine), `--rss=proc` (peak RSS
+ * by /proc polling even where GNU time is installed).
  *
  * @module
  */
@@ -40,9 +41,11 @@ const REFRESH = "agent-runner-refresh-token";
 const QUICK = Deno.args.includes("--quick");
 /** `--rss=proc`: measure peak RSS by /proc polling even where GNU time exists (to check it). */
 const FORCE_PROC_RSS = Deno.args.includes("--rss=proc");
+/** `--rounds=N`: more cached-path rounds than the default 30, for a loaded machine. */
+const CACHED_ROUNDS = Number(Deno.args.find((a) => a.startsWith("--rounds="))?.slice(9) ?? NaN);
 const ROUNDS = {
   warmup: QUICK ? 2 : 4,
-  cached: QUICK ? 8 : 30,
+  cached: CACHED_ROUNDS > 0 ? CACHED_ROUNDS : QUICK ? 8 : 30,
   refresh: QUICK ? 5 : 15,
   parallel: QUICK ? 1 : 3,
   firstUse: QUICK ? 1 : 3,
