@@ -409,9 +409,13 @@ async function main(): Promise<void> {
     const expected = await world.secretTool(ACCESS);
     if (expected === null) throw new Error("secret-tool cannot read the access item");
     const expectedSha = await sha256(expected);
-    const probeSamples: Record<"dh" | "plain", number[]> = { dh: [], plain: [] };
+    const probeSamples: Record<"dh" | "dh-unpinned" | "plain", number[]> = {
+      dh: [],
+      "dh-unpinned": [],
+      plain: [],
+    };
     for (let i = -1; i < ROUNDS.phases; i++) {
-      for (const mode of ["dh", "plain"] as const) {
+      for (const mode of ["dh", "dh-unpinned", "plain"] as const) {
         const argv = [
           deno,
           ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? PROBE_READ : w)),
@@ -426,6 +430,8 @@ async function main(): Promise<void> {
     }
     const probe = {
       encrypted: stats(probeSamples.dh).median,
+      /** The same without the keyring owner check (issue 11 #2): what that check costs. */
+      encrypted_without_owner_check: stats(probeSamples["dh-unpinned"]).median,
       plain: stats(probeSamples.plain).median,
     };
     const estimatedCached = round(cached.median - probe.encrypted + probe.plain);
@@ -729,7 +735,7 @@ async function main(): Promise<void> {
  * empty script, interleaved in the same rounds.
  */
 async function lastPrintCost(
-  commands: Record<string, string[]>,
+  commands: Record<string, Measured>,
   env: Record<string, string>,
   cwd: string,
   token: string,
@@ -742,9 +748,9 @@ async function lastPrintCost(
       CLAUDE_CODE_ENTRYPOINT: "cli",
       CLAUDE_CODE_MESSAGING_SOCKET: `/tmp/bench-claude-${round}.sock`,
     };
-    const e = must(await timed(commands.empty, env, cwd), "empty");
-    const c = must(await timed(commands.cached, env, cwd), "cached");
-    const h = must(await timed(commands.cached, helperEnv, cwd), "cached as helper");
+    const e = must(await timed(commands.empty.argv, env, cwd), "empty");
+    const c = must(await timed(commands.cached.argv, env, cwd), "cached");
+    const h = must(await timed(commands.cached.argv, helperEnv, cwd), "cached as helper");
     if (h.stdout !== `${token}\n` || h.stderr !== "") throw new Error("the helper call differed");
     if (round < 0) continue;
     xs.empty.push(e.ms);
@@ -870,7 +876,15 @@ function renderTable(r: any): string {
     `plain session would take about ${c.estimated_cached_with_plain_read.ms} ms ` +
     `(${c.estimated_cached_with_plain_read.ratio_vs_empty}× empty); it does not, because the ` +
     "secret would then cross the session bus in clear (`dbus-monitor` shows it: " +
-    "test/store_secret_service_test.ts).",
+    "test/store_secret_service_test.ts). The check that every reply comes from the keyring's " +
+    "bus name (`GetNameOwner`, in the same write): the encrypted read takes " +
+    `${c.read_in_a_fresh_process_median_ms.encrypted_without_owner_check} ms without it, ` +
+    `${
+      round(
+        c.read_in_a_fresh_process_median_ms.encrypted -
+          c.read_in_a_fresh_process_median_ms.encrypted_without_owner_check,
+      )
+    } ms less.`,
     "",
     "The session's Diffie-Hellman (test/bench/dh_cost.ts, cold in a fresh process, medians): " +
     `key pair ${c.dh_median_ms.key_pair_256} ms and shared secret ` +

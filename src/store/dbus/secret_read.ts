@@ -274,13 +274,28 @@ export function inGroup(publicValue: Uint8Array): boolean {
   return y > 1n && y < OAKLEY_1024 - 1n;
 }
 
-/** Left-to-right square-and-multiply. */
+/**
+ * Left-to-right square-and-multiply. The exponent's bits are read from its binary string, so
+ * each step costs only the BigInt square and reduction it needs (no shift, mask or BigInt
+ * counter per bit), and with base 2 (the key pair) the multiply is a doubling: a shift and at
+ * most one subtraction instead of a product and a division. Cold, once per `token`, this is
+ * most of the key pair's cost (issue 14: test/bench/dh_cost.ts measures it).
+ */
 export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
-  let result = 1n;
   base %= modulus;
-  for (let bit = BigInt(exponent.toString(2).length - 1); bit >= 0n; bit--) {
+  if (exponent === 0n) return 1n % modulus;
+  const bits = exponent.toString(2);
+  const double = base === 2n && modulus > 2n;
+  let result = base; // the leading 1 bit
+  for (let i = 1; i < bits.length; i++) {
     result = (result * result) % modulus;
-    if ((exponent >> bit) & 1n) result = (result * base) % modulus;
+    if (bits.charCodeAt(i) !== 49) continue; // "0"
+    if (double) {
+      result <<= 1n;
+      if (result >= modulus) result -= modulus;
+    } else {
+      result = (result * base) % modulus;
+    }
   }
   return result;
 }
