@@ -875,14 +875,14 @@ function renderTable(r: any): string {
     `(${c.estimated_cached_with_plain_read.ratio_vs_empty}× empty); it does not, because the ` +
     "secret would then cross the session bus in clear (`dbus-monitor` shows it: " +
     "test/store_secret_service_test.ts). The check that every reply comes from the keyring's " +
-    "bus name (`GetNameOwner`, in the same write): the encrypted read takes " +
-    `${c.read_in_a_fresh_process_median_ms.encrypted_without_owner_check} ms without it, ` +
+    "bus name (`GetNameOwner`, in the same write) costs " +
     `${
       round(
         c.read_in_a_fresh_process_median_ms.encrypted -
           c.read_in_a_fresh_process_median_ms.encrypted_without_owner_check,
       )
-    } ms less.`,
+    } ms: the same read without it takes ` +
+    `${c.read_in_a_fresh_process_median_ms.encrypted_without_owner_check} ms.`,
     "",
     "The session's Diffie-Hellman (test/bench/dh_cost.ts, cold in a fresh process, medians): " +
     `key pair ${c.dh_median_ms.key_pair_256} ms and shared secret ` +
