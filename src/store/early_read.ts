@@ -23,7 +23,7 @@ import { type Env, resolvePaths } from "../config/paths.ts";
 import { DEFAULT_PROFILE, profileItems, selectProfile } from "../config/profile.ts";
 import { readSecret, type SecretRead } from "./dbus/secret_read.ts";
 import { SECRET_SCHEMA_NAME, SERVICE } from "./store.ts";
-import { secretServiceTimeout, storeTimeoutMs } from "./timeout.ts";
+import { secretServiceTimeout, storeTimeoutMs } from "../../ffi/timeout.ts";
 
 /** The attributes a lookup of `item` matches, as libsecret sends them (schema included). */
 export function lookupAttributes(item: string): Record<string, string> {

@@ -37,7 +37,7 @@
  */
 
 import type { StoreError } from "../../errors.ts";
-import { boundStoreCall } from "../timeout.ts";
+import { boundStoreCall } from "../../../ffi/timeout.ts";
 import { BusConnection, sessionBusPath } from "./connection.ts";
 import { DBusWireError, type Message, NO_AUTO_START, type Variant } from "./wire.ts";
 
