@@ -56,6 +56,11 @@ export interface Fault {
   retryAfterSeconds?: number;
   /** Wait this long before answering (cut short when the server closes). */
   delayMs?: number;
+  /**
+   * Hold the request (counted, not yet carried out) until this settles: a gate the test opens,
+   * so a race is set up by events, not by sleeps. Token and revoke endpoints.
+   */
+  hold?: Promise<unknown>;
   /** Answer 200 with a body that is not JSON although `Content-Type` says it is. */
   malformedJson?: boolean;
   /** Token endpoint: process normally, but leave `access_token` out of the JSON. */
@@ -516,6 +521,7 @@ export class CognitoServer {
     this.#changed();
 
     const fault = this.#takeFault("token");
+    if (fault?.hold) await fault.hold;
     if (fault?.delayMs) await this.#sleep(fault.delayMs);
     const replaced = fault ? this.#faultResponse(fault) : undefined;
     if (replaced && !fault?.afterCommit) return replaced;
@@ -734,6 +740,7 @@ export class CognitoServer {
     this.counters.revoke++;
     this.#changed();
     const fault = this.#takeFault("revoke");
+    if (fault?.hold) await fault.hold;
     if (fault?.delayMs) await this.#sleep(fault.delayMs);
     const replaced = fault ? this.#faultResponse(fault) : undefined;
     if (replaced && !fault?.afterCommit) return replaced;

@@ -5,7 +5,7 @@
  * back native blocks laid out the same way. Real Windows is untested here; the test names say so.
  */
 
-import { StoreError } from "../../src/errors.ts";
+import { StoreError } from "../errors.ts";
 import { FakeAdvapi32 } from "../../test/fixtures/fake_advapi32.ts";
 import { readWideBuffer } from "../../test/fixtures/fake_kernel32.ts";
 import {

@@ -161,6 +161,10 @@ export function tokenDeps(
       );
       return grant;
     },
+    lookupUser: async (accessToken, sub) => {
+      const { fetchUserInfo } = await import("../oauth/client.ts");
+      return await fetchUserInfo(loaded, accessToken, sub, { timeoutMs: tunables.httpTimeoutMs });
+    },
     login: async (inter) => {
       const { browserLogin } = await import("../oauth/login.ts");
       debug(

@@ -19,11 +19,17 @@
  * by definition). Only a silent bus is not retried: the caller's timeout then ends the call with
  * the same error libsecret's timeout gives, instead of waiting twice.
  *
+ * Only the keyring is believed (issue 11 #2): every reply must come from the unique name the bus
+ * says owns `org.freedesktop.secrets` (`GetNameOwner`, asked in the same write: see
+ * `connection.ts`), the session and item paths must lie under `/org/freedesktop/secrets/`, and
+ * the item's `Attributes` (asked beside `GetSecret`, no extra round trip) must be the ones
+ * searched for. Anything else is a fallback to libsecret, which a peer cannot answer for either.
+ *
  * Crypto: Web Crypto for HKDF-SHA256 and AES-128-CBC (the platform primitives; the npm HKDF
  * package the encrypted-file store uses would load Deno's npm layer, ~10 ms, on this path) and
- * BigInt for the modular exponentiation, with a 256-bit private exponent: RFC 3526 §8 asks for
- * at least twice the strength of the 1024-bit group (~80 bits), and it keeps the two
- * exponentiations under a millisecond.
+ * BigInt for the modular exponentiation, with a 256-bit private exponent (sized for the
+ * group's strength, see {@linkcode PRIVATE_BYTES}), which keeps the two exponentiations near a
+ * millisecond.
  *
  * Needs `--allow-read --allow-write` on the bus socket and `--allow-env` for the address.
  *
@@ -31,7 +37,7 @@
  */
 
 import type { StoreError } from "../../errors.ts";
-import { boundStoreCall } from "../timeout.ts";
+import { boundStoreCall } from "../../../ffi/timeout.ts";
 import { BusConnection, sessionBusPath } from "./connection.ts";
 import { DBusWireError, type Message, NO_AUTO_START, type Variant } from "./wire.ts";
 
@@ -51,6 +57,9 @@ const SECRETS = "org.freedesktop.secrets";
 const SERVICE_PATH = "/org/freedesktop/secrets";
 const SERVICE_IFACE = "org.freedesktop.Secret.Service";
 const ITEM_IFACE = "org.freedesktop.Secret.Item";
+const PROPERTIES_IFACE = "org.freedesktop.DBus.Properties";
+/** Every object of a Secret Service lives under this path (freedesktop Secret Service API). */
+const SECRETS_TREE = "/org/freedesktop/secrets/";
 const ALGORITHM = "dh-ietf1024-sha256-aes128-cbc-pkcs7";
 
 /** RFC 2409 §6.2, the Second Oakley Group (1024-bit MODP), generator 2. */
@@ -60,6 +69,14 @@ export const OAKLEY_1024 = BigInt(
     "F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
 );
 const GROUP_BYTES = 128;
+/**
+ * The private exponent's size: 256 bits, not the group's 1024. A Diffie-Hellman exponent needs
+ * about twice as many bits as the strength wanted (RFC 3526 §8: 180–240-bit exponents for its
+ * 1536-bit group, the smallest it lists), and a 1024-bit MODP group offers about 80 bits
+ * (NIST SP 800-57 Part 1, Table 2), so anything from 160 bits up gives all the strength this
+ * group has; 256 leaves a margin. The wire format and the peer's view are the same as with a
+ * full-size exponent, and each of the two exponentiations costs a quarter of the time (issue 14).
+ */
 const PRIVATE_BYTES = 32;
 
 /**
@@ -79,6 +96,10 @@ export async function readSecret(
      * before that. From then on the keyring works without us (see `early_read.ts`).
      */
     onSent?: () => void;
+    /** Told the sender of each reply dropped for not coming from the keyring (tests, `-v`). */
+    onForeignReply?: (sender: string) => void;
+    /** Benchmark only: skip the owner pin, to measure what it costs. Never set otherwise. */
+    unsafeSkipOwnerCheck?: boolean;
   },
 ): Promise<SecretRead> {
   let sent = false;
@@ -96,7 +117,8 @@ export async function readSecret(
       const keys = generateKeyPair();
       const bus = await connecting;
       if (timedOut) throw timedOut; // connected after the deadline: go no further
-      return await lookup(bus, attributes, keys, onSent);
+      bus.onForeign = options.onForeignReply ?? null;
+      return await lookup(bus, attributes, keys, onSent, !options.unsafeSkipOwnerCheck);
     })();
     return await boundStoreCall(reading, options.timeoutMs, () => {
       timedOut = options.timeoutError();
@@ -116,7 +138,8 @@ async function lookup(
   bus: BusConnection,
   attributes: Record<string, string>,
   keys: KeyPair,
-  onSent?: () => void,
+  onSent: (() => void) | undefined,
+  pinOwner: boolean,
 ): Promise<SecretRead> {
   const call = (
     path: string,
@@ -135,6 +158,8 @@ async function lookup(
       // Never start a provider from here: libsecret does that, with its own rules.
       flags: NO_AUTO_START,
     });
+  // First in the write: the bus names the keyring before any of its replies can be believed.
+  if (pinOwner) bus.pinOwner(SECRETS).catch(() => {}); // on failure, the calls below fail too
   const opening = call(SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", [
     ALGORITHM,
     { signature: "ay", value: keys.publicKey } satisfies Variant,
@@ -147,6 +172,7 @@ async function lookup(
 
   const [output, session] = expect(await opening, "vo") as [Variant, string];
   if (output.signature !== "ay") return fallback(`OpenSession output of type ${output.signature}`);
+  if (!session.startsWith(SECRETS_TREE)) return fallback("a session outside the keyring's tree");
   if (!inGroup(output.value as Uint8Array)) {
     return fallback("the keyring's public value is invalid");
   }
@@ -156,8 +182,12 @@ async function lookup(
   }
   // Ask for the secret, let the write go out (the connection flushes in a microtask), and
   // derive the key while the answer is on its way: the two overlap instead of adding up.
-  const getting = call(unlocked[0], ITEM_IFACE, "GetSecret", "o", [session]);
+  const item = unlocked[0];
+  if (!item.startsWith(SECRETS_TREE)) return fallback("an item outside the keyring's tree");
+  const getting = call(item, ITEM_IFACE, "GetSecret", "o", [session]);
   getting.catch(() => {}); // awaited below
+  const describing = call(item, PROPERTIES_IFACE, "Get", "ss", [ITEM_IFACE, "Attributes"]);
+  describing.catch(() => {}); // awaited below
   await null;
   const aesKey = await deriveSessionKey(keys, output.value as Uint8Array);
   if (aesKey === null) return fallback("shared secret with a leading zero byte");
@@ -166,6 +196,12 @@ async function lookup(
   ];
   const [secretSession, iv, ciphertext] = secret;
   if (secretSession !== session) return fallback("secret from another session");
+  const [described] = expect(await describing, "v") as [Variant];
+  if (described.signature !== "a{ss}") return fallback("item attributes of another type");
+  const held = new Map(described.value as [string, string][]);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (held.get(name) !== value) return fallback("the item's attributes are not the ones asked");
+  }
   if (iv.length !== 16) return fallback("bad IV length");
   let plain: ArrayBuffer;
   try {
@@ -199,7 +235,10 @@ export interface KeyPair {
   publicKey: Uint8Array;
 }
 
-/** A fresh key pair (`privateKey` for tests: a fixed exponent). */
+/**
+ * A fresh key pair: a random nonzero exponent of {@linkcode PRIVATE_BYTES} bytes from
+ * `crypto.getRandomValues` (`privateKey` for tests: a fixed exponent), and 2^x mod p.
+ */
 export function generateKeyPair(privateKey?: bigint): KeyPair {
   let x = privateKey ?? 0n;
   while (x === 0n) x = bytesToBigInt(crypto.getRandomValues(new Uint8Array(PRIVATE_BYTES)));
@@ -235,13 +274,28 @@ export function inGroup(publicValue: Uint8Array): boolean {
   return y > 1n && y < OAKLEY_1024 - 1n;
 }
 
-/** Left-to-right square-and-multiply. */
+/**
+ * Left-to-right square-and-multiply. The exponent's bits are read from its binary string, so
+ * each step costs only the BigInt square and reduction it needs (no shift, mask or BigInt
+ * counter per bit), and with base 2 (the key pair) the multiply is a doubling: a shift and at
+ * most one subtraction instead of a product and a division. Cold, once per `token`, this is
+ * most of the key pair's cost (issue 14: test/bench/dh_cost.ts measures it).
+ */
 export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
-  let result = 1n;
   base %= modulus;
-  for (let bit = BigInt(exponent.toString(2).length - 1); bit >= 0n; bit--) {
+  if (exponent === 0n) return 1n % modulus;
+  const bits = exponent.toString(2);
+  const double = base === 2n && modulus > 2n;
+  let result = base; // the leading 1 bit
+  for (let i = 1; i < bits.length; i++) {
     result = (result * result) % modulus;
-    if ((exponent >> bit) & 1n) result = (result * base) % modulus;
+    if (bits.charCodeAt(i) !== 49) continue; // "0"
+    if (double) {
+      result <<= 1n;
+      if (result >= modulus) result -= modulus;
+    } else {
+      result = (result * base) % modulus;
+    }
   }
   return result;
 }
