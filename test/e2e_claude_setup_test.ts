@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { secretServiceTest, World } from "./harness.ts";
 import { startMessagesApi } from "./fixtures/messages_api.ts";
 
-function line(stdout: string, check: string): string {
-  const found = stdout.split("\n").find((l) => l.slice(2).startsWith(`${check}:`));
-  assert.ok(found, `no "${check}" line in:\n${stdout}`);
+function line(output: string, check: string): string {
+  const found = output.split("\n").find((l) => l.slice(2).startsWith(`${check}:`));
+  assert.ok(found, `no "${check}" line in:\n${output}`);
   return found!;
 }
 

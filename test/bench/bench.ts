@@ -370,7 +370,7 @@ async function main(): Promise<void> {
       throw new Error("the cached path made a refresh request");
     }
 
-    const lastPrint = await lastPrintCost(commands, env, cwd, token);
+    const lastPrint = await lastPrintCost(commands, cwd);
 
     // -- where the cached time goes ----------------------------------------------------------
     const phaseArgv = [deno, ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? PHASES : w))];
@@ -727,42 +727,35 @@ async function main(): Promise<void> {
 }
 
 /**
- * The rejected-token record (SPEC.md §1.6) on the cached path: `token` as Claude Code runs it
- * (its helper environment, a new Claude process per call, so every call reads the record,
- * finds a new caller and writes it: the worst case) against the plain cached call and the
- * empty script, interleaved in the same rounds.
+ * The rejected-token record (SPEC.md §1.6) on the cached path: `token` in Claude Code's helper
+ * environment (it reads the record, judges, writes it: every call, as every call from Claude
+ * does) against the plain cached call and the empty script, interleaved in the same rounds.
+ * The helper TTL is 0 there, so the one simulated Claude process never looks like it retries.
  */
-async function lastPrintCost(
-  commands: Record<string, Measured>,
-  env: Record<string, string>,
-  cwd: string,
-  token: string,
-) {
-  log(`last-print record: ${ROUNDS.cached} interleaved rounds`);
-  const xs: Record<"empty" | "cached" | "helper", number[]> = { empty: [], cached: [], helper: [] };
-  for (let round = -ROUNDS.warmup; round < ROUNDS.cached; round++) {
-    const helperEnv = {
-      ...env,
+async function lastPrintCost(commands: Record<string, Measured>, cwd: string) {
+  log(`last-print record: ${ROUNDS.warmup} warm-up + ${ROUNDS.cached} interleaved rounds`);
+  const { empty, cached } = commands;
+  const helper: Measured = {
+    ...cached,
+    env: {
+      ...cached.env,
       CLAUDE_CODE_ENTRYPOINT: "cli",
-      CLAUDE_CODE_MESSAGING_SOCKET: `/tmp/bench-claude-${round}.sock`,
-    };
-    const e = must(await timed(commands.empty.argv, env, cwd), "empty");
-    const c = must(await timed(commands.cached.argv, env, cwd), "cached");
-    const h = must(await timed(commands.cached.argv, helperEnv, cwd), "cached as helper");
-    if (h.stdout !== `${token}\n` || h.stderr !== "") throw new Error("the helper call differed");
-    if (round < 0) continue;
-    xs.empty.push(e.ms);
-    xs.cached.push(c.ms);
-    xs.helper.push(h.ms);
-  }
-  const [empty, cached, helper] = [stats(xs.empty), stats(xs.cached), stats(xs.helper)];
-  const added = round(helper.median - cached.median);
+      CLAUDE_CODE_MESSAGING_SOCKET: "/tmp/bench-claude.sock",
+      CLAUDE_CODE_API_KEY_HELPER_TTL_MS: "0",
+    },
+  };
+  const xs = await interleave(
+    { empty, cached, helper },
+    { warmup: ROUNDS.warmup, rounds: ROUNDS.cached, cwd },
+  );
+  const [e, c, h] = [stats(xs.empty), stats(xs.cached), stats(xs.helper)];
+  const added = round(h.median - c.median);
   return {
-    empty,
-    cached,
-    as_helper: helper,
+    empty: e,
+    cached: c,
+    as_helper: h,
     added_ms: added,
-    added_vs_empty: round(added / empty.median, 3),
+    added_vs_empty: round(added / e.median, 3),
   };
 }
 
