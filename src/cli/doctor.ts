@@ -124,15 +124,18 @@ export async function runChecks(profileFlag?: string): Promise<Check[]> {
 }
 
 async function checkDirectory(dir: string, lock: string): Promise<Check> {
+  // Windows has no permission bits: Deno reports every writable file as 0666 there (seen under
+  // Wine), and what keeps %APPDATA% private is its per-user ACL, so only POSIX modes are checked.
+  const posix = Deno.build.os !== "windows";
   try {
     const d = await Deno.stat(dir);
     const problems: string[] = [];
-    if (d.mode !== null && (d.mode & 0o077) !== 0) {
+    if (posix && d.mode !== null && (d.mode & 0o077) !== 0) {
       problems.push(`${dir} is ${octal(d.mode)}, not 0700`);
     }
     try {
       const l = await Deno.stat(lock);
-      if (l.mode !== null && (l.mode & 0o077) !== 0) {
+      if (posix && l.mode !== null && (l.mode & 0o077) !== 0) {
         problems.push(`${lock} is ${octal(l.mode)}, not 0600`);
       }
       if (!l.isFile) problems.push(`${lock} is not a regular file`);
@@ -147,7 +150,13 @@ async function checkDirectory(dir: string, lock: string): Promise<Check> {
         fix: `chmod 700 ${dir}; chmod 600 ${lock}`,
       };
     }
-    return { check: "files", ok: true, detail: `${dir} is private; lock file ${lock}` };
+    return {
+      check: "files",
+      ok: true,
+      detail: posix
+        ? `${dir} is private; lock file ${lock}`
+        : `${dir} (private through its per-user ACL); lock file ${lock}`,
+    };
   } catch {
     return { check: "files", ok: true, detail: `${dir} does not exist yet (created at login)` };
   }
