@@ -6,9 +6,12 @@
  * number. Chunking values over the 2,560-byte blob cap is the store's job
  * (`src/store/windows_credential_manager.ts`); this layer refuses a larger blob.
  *
- * NOT executed on Windows yet: written from the Win32 documentation cited below and unit-tested on
- * Linux against a fake symbol table (`test/fixtures/fake_advapi32.ts`). The tests gated on
- * `Deno.build.os === "windows"` (`test/store_windows_credential_manager_test.ts`) run it for real.
+ * Written from the Win32 documentation cited below; run for real by the Windows build of Deno
+ * under Wine 10 (`deno task test:windows`, in CI: the ABI, the chunking, concurrent writers and
+ * readers, the CLI end to end) and by the tests gated on `Deno.build.os === "windows"` on the
+ * windows-latest runners; unit-tested anywhere against a fake symbol table
+ * (`test/fixtures/fake_advapi32.ts`) for what neither can provoke (a lost `GetLastError`, an SSH
+ * logon's 1312).
  *
  * Why it looks the way it does:
  * - Every call is synchronous, never `nonblocking`: `GetLastError` is per thread and must be read

@@ -2,7 +2,8 @@
  * The Credential Manager wrapper on Linux/macOS: the UTF-16LE helpers and the `CREDENTIALW`
  * encoding as pure functions, then the wrapper over a FAKE advapi32
  * (`test/fixtures/fake_advapi32.ts`) that decodes what it is handed at the x64 offsets and hands
- * back native blocks laid out the same way. Real Windows is untested here; the test names say so.
+ * back native blocks laid out the same way. Each fake test's name says what the fake stands in
+ * for; the real advapi32 runs under Wine (`deno task test:windows`) and on windows-latest.
  */
 
 import { StoreError } from "../../src/errors.ts";

@@ -2,8 +2,9 @@
  * {@linkcode WindowsLockFile}: first against a FAKE kernel32 (`test/fixtures/fake_kernel32.ts`),
  * which runs anywhere and checks what the wrapper hands to Windows (UTF-16LE path, flags, the
  * OVERLAPPED, one close per handle) and how it reads the answers; then, gated on
- * `Deno.build.os === "windows"`, the same behaviour against the real kernel32. The fake proves
- * nothing about Windows itself: the test names say which is which.
+ * `Deno.build.os === "windows"`, the same behaviour against the real kernel32 (under Wine via
+ * `deno task test:windows`, and on windows-latest). The fake proves nothing about Windows
+ * itself: the test names say which is which and where the real ones ran.
  */
 
 import { LockTimeoutError } from "../errors.ts";

@@ -2,8 +2,9 @@
  * {@linkcode WindowsCredentialStore} on Linux/macOS: the chunk encoding as pure functions, then
  * the whole store (the store contract included) over the real wrapper (`CredentialManager`) on a
  * FAKE advapi32 (`test/fixtures/fake_advapi32.ts`), which decodes every `CREDENTIALW` at the x64
- * offsets and enforces the 2,560-byte blob cap. Real Windows is untested here: the names say so,
- * and `test/store_windows_credential_manager_test.ts` has the real-OS tests.
+ * offsets and enforces the 2,560-byte blob cap. Each fake test's name says what the fake stands
+ * in for; the real-OS tests are `test/store_windows_credential_manager_test.ts` and
+ * `test/windows/`, run under Wine by `deno task test:windows` and on windows-latest.
  */
 
 import { StoreError } from "../errors.ts";
