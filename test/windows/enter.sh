@@ -23,6 +23,7 @@ cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 exec chroot "$root" /usr/bin/env -i \
   PATH=/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/tmp/home \
+  XDG_RUNTIME_DIR=/tmp/runtime \
   WINEPREFIX=/tmp/wineprefix \
   WINEDEBUG=-all \
   WINEDLLOVERRIDES='mscoree,mshtml=' \
@@ -34,6 +35,7 @@ exec chroot "$root" /usr/bin/env -i \
   /bin/sh -c '
     deno_version="$1"; shift
     mkdir -p "$HOME"
+    mkdir -m 700 -p "$XDG_RUNTIME_DIR" # else Wine complains that it is unset, once per process
     cd /repo
     status=0
     wine "/opt/deno/$deno_version/deno.exe" "$@" || status=$?
