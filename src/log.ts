@@ -15,8 +15,10 @@ export const MAX_LOG_BYTES = 256 * 1024;
 
 /**
  * Masks anything shaped like a credential: JWTs (three base64url parts), long base64url or
- * hex runs (opaque and refresh tokens, codes, verifiers), `key=value` pairs of OAuth secrets,
- * and every string in `secrets` (tokens the caller knows about).
+ * hex runs (opaque and refresh tokens, codes, verifiers), `key=value` pairs of OAuth secrets
+ * (tokens, `code`, and the login's `state`, `nonce` and PKCE values: a pasted redirect URL can
+ * reach an error message, issue 11 finding 4), and every string in `secrets` (tokens the
+ * caller knows about).
  */
 export function redact(text: string, secrets: readonly string[] = []): string {
   let out = text;
@@ -24,7 +26,7 @@ export function redact(text: string, secrets: readonly string[] = []): string {
   return out
     .replace(/eyJ[\w-]*\.[\w-]+\.[\w-]*/g, "[redacted-jwt]")
     .replace(
-      /\b(access_token|refresh_token|id_token|code|code_verifier|token|client_secret|password)=([^&\s"']+)/gi,
+      /\b(access_token|refresh_token|id_token|code|code_verifier|code_challenge|state|nonce|token|client_secret|password)=([^&\s"']+)/gi,
       "$1=[redacted]",
     )
     .replace(/[A-Za-z0-9_\-+/]{40,}={0,2}/g, "[redacted]");

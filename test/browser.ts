@@ -1,7 +1,8 @@
 /**
- * A stand-in for the user's browser, used as `$BROWSER` by end-to-end tests: the CLI runs it with the
- * authorize URL as its one argument (SPEC 1.3). It asks the authorization server, which
- * auto-approves, and delivers the redirect to the CLI's loopback listener.
+ * A stand-in for the user's browser, used as `$BROWSER` by end-to-end tests: the CLI runs it with one
+ * argument (SPEC 1.3), the one-time start page of its loopback listener, which redirects to the
+ * authorize URL (an authorize URL given directly works too). It loads the start page, asks the
+ * authorization server, which auto-approves, and delivers the redirect to the CLI's listener.
  *
  * Nothing is ever written to stdout: the CLI that launches it may use its own stdout as a protocol
  * (SPEC 1.1); diagnostics go to stderr.
@@ -39,6 +40,8 @@ export interface FollowOptions {
 /** What happened; `callbackUrl` is absent when the mode was `abandon`. */
 export interface FollowResult {
   mode: BrowserMode;
+  /** The authorize URL the start page redirected to (absent when given an authorize URL). */
+  authorizeUrl?: string;
   /** The URL the browser delivered to the loopback listener (the real one, in `wrong-state`). */
   callbackUrl?: string;
   /** HTTP status the listener answered the callback with (always 2xx on success). */
@@ -62,15 +65,20 @@ export async function followAuthorize(
 ): Promise<FollowResult> {
   const mode = options.mode ?? "follow";
   const timeoutMs = options.timeoutMs ?? 10_000;
-  let authorize: URL;
+  let given: URL;
   try {
-    authorize = new URL(url);
+    given = new URL(url);
   } catch {
     throw new BrowserError(`not a URL: ${url}`);
   }
-  if (options.logPath) await _log(options.logPath, mode, authorize);
   if (options.delayMs) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
-  if (mode === "abandon") return { mode };
+  // The CLI's start page (loopback, `/start/…`): loading it is what opening the browser does.
+  const isStart = _isLoopback(given) && given.pathname.startsWith("/start/");
+  const started = isStart ? await _start(given, timeoutMs) : null;
+  const authorize = started ?? given;
+  if (options.logPath) await _log(options.logPath, mode, authorize);
+  const via = started ? { authorizeUrl: authorize.href } : {};
+  if (mode === "abandon") return { mode, ...via };
 
   if (mode === "deny") {
     // What Cognito sends when the user cancels: the error goes to the validated redirect URI.
@@ -80,7 +88,7 @@ export async function followAuthorize(
     callback.searchParams.set("error", "access_denied");
     const state = authorize.searchParams.get("state");
     if (state !== null) callback.searchParams.set("state", state);
-    return { mode, ...(await _deliver(callback, timeoutMs)) };
+    return { mode, ...via, ...(await _deliver(callback, timeoutMs)) };
   }
 
   const callback = await _authorize(authorize, timeoutMs);
@@ -95,7 +103,33 @@ export async function followAuthorize(
       .catch(() => undefined);
   }
   const delivered = await _deliver(callback, timeoutMs);
-  return { mode, ...delivered, ...(tamperedStatus === undefined ? {} : { tamperedStatus }) };
+  return {
+    mode,
+    ...via,
+    ...delivered,
+    ...(tamperedStatus === undefined ? {} : { tamperedStatus }),
+  };
+}
+
+/** Loads the CLI's start page; it must redirect (302) to an http(s) authorize URL elsewhere. */
+async function _start(start: URL, timeoutMs: number): Promise<URL> {
+  let response: Response;
+  try {
+    response = await _get(start, timeoutMs);
+  } catch (error) {
+    throw new BrowserError(`start page request failed: ${(error as Error).message}`);
+  }
+  const location = response.headers.get("location");
+  if (response.status !== 302 || !location) {
+    throw new BrowserError(`start page answered HTTP ${response.status} without a redirect`);
+  }
+  const target = new URL(location, start);
+  if (!/^https?:$/.test(target.protocol) || target.origin === start.origin) {
+    throw new BrowserError(
+      `start page redirected to ${target.origin}, not an authorization server`,
+    );
+  }
+  return target;
 }
 
 /** GET the authorize URL without following; return the loopback redirect target. */
@@ -127,12 +161,17 @@ function _loopback(href: string): URL {
   } catch {
     throw new BrowserError(`redirect is not a URL: ${href}`);
   }
-  const loopbackHost = ["localhost", "[::1]"].includes(target.hostname) ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(target.hostname);
-  if (target.protocol !== "http:" || !loopbackHost || target.port === "") {
+  if (!_isLoopback(target)) {
     throw new BrowserError(`redirect is not a loopback http URL with a port: ${target.href}`);
   }
   return target;
+}
+
+/** `http://127.x.y.z|localhost|[::1]:PORT/...` */
+function _isLoopback(url: URL): boolean {
+  const loopbackHost = ["localhost", "[::1]"].includes(url.hostname) ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname);
+  return url.protocol === "http:" && loopbackHost && url.port !== "";
 }
 
 async function _deliver(

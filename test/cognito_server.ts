@@ -56,6 +56,11 @@ export interface Fault {
   retryAfterSeconds?: number;
   /** Wait this long before answering (cut short when the server closes). */
   delayMs?: number;
+  /**
+   * Hold the request (counted, not yet carried out) until this settles: a gate the test opens,
+   * so a race is set up by events, not by sleeps. Token and revoke endpoints.
+   */
+  hold?: Promise<unknown>;
   /** Answer 200 with a body that is not JSON although `Content-Type` says it is. */
   malformedJson?: boolean;
   /** Token endpoint: process normally, but leave `access_token` out of the JSON. */
@@ -121,6 +126,11 @@ export interface CognitoServerOptions {
   opaqueAccessTokens?: boolean;
   /** Leave `expires_in` out of token responses. */
   omitExpiresIn?: boolean;
+  /**
+   * Keep the profile claims (`email`, the username) out of the ID token and answer them only at
+   * `/oauth2/userInfo`, as OpenID providers do by default for the code flow (OIDC Core §5.4).
+   */
+  profileClaimsInUserInfoOnly?: boolean;
   /** Clock in epoch milliseconds; drives code expiry, token `iat`/`exp` and the `Date` header. */
   now?: () => number;
   /** Called after every counter change or token issue (the standalone `--state-file` uses it). */
@@ -226,6 +236,15 @@ export class CognitoServer {
 
   readonly counters: Counters = _zeroCounters();
   readonly issued: IssuedTokens = { access: [], id: [], refresh: [], codes: [] };
+  /**
+   * The login's secrets as each `/oauth2/authorize` request carried them, so tests can look
+   * for them where they must not be (a process's argv).
+   */
+  readonly authorizeSecrets: {
+    state: string | null;
+    nonce: string | null;
+    challenge: string | null;
+  }[] = [];
   /** Active faults per endpoint; assign directly or use {@linkcode setFault}. */
   faults: Partial<Record<FaultEndpoint, Fault>> = {};
 
@@ -238,6 +257,7 @@ export class CognitoServer {
   refreshTokenLength: number;
   opaqueAccessTokens: boolean;
   omitExpiresIn: boolean;
+  profileClaimsInUserInfoOnly: boolean;
   /** When set, `/oauth2/authorize` redirects `?error=<this>&state=...` instead of issuing a code. */
   authorizeError: string | undefined = undefined;
   /** Revocation disabled for the client: `/oauth2/revoke` answers 400 `invalid_request` (B.7). */
@@ -273,6 +293,7 @@ export class CognitoServer {
     this.refreshTokenLength = options.refreshTokenLength ?? 1000;
     this.opaqueAccessTokens = options.opaqueAccessTokens ?? false;
     this.omitExpiresIn = options.omitExpiresIn ?? false;
+    this.profileClaimsInUserInfoOnly = options.profileClaimsInUserInfoOnly ?? false;
     this.now = options.now ?? Date.now;
     this.#onChange = options.onChange;
     this.#accessKey = accessKey;
@@ -408,6 +429,11 @@ export class CognitoServer {
     if (fault?.delayMs) await this.#sleep(fault.delayMs);
 
     const q = url.searchParams;
+    this.authorizeSecrets.push({
+      state: q.get("state"),
+      nonce: q.get("nonce"),
+      challenge: q.get("code_challenge"),
+    });
     const clientId = q.get("client_id");
     const redirectUri = q.get("redirect_uri");
     if (!clientId || !redirectUri) return this.#errorRedirect("Required parameters missing");
@@ -495,6 +521,7 @@ export class CognitoServer {
     this.#changed();
 
     const fault = this.#takeFault("token");
+    if (fault?.hold) await fault.hold;
     if (fault?.delayMs) await this.#sleep(fault.delayMs);
     const replaced = fault ? this.#faultResponse(fault) : undefined;
     if (replaced && !fault?.afterCommit) return replaced;
@@ -652,6 +679,11 @@ export class CognitoServer {
         jti: crypto.randomUUID(),
         email: user.email,
       };
+      if (this.profileClaimsInUserInfoOnly) {
+        delete claims.email;
+        delete claims.email_verified;
+        delete claims["cognito:username"];
+      }
       if (nonce !== undefined) claims.nonce = nonce;
       const idToken = await _signJwt(this.#idKey, claims);
       this.issued.id.push(idToken);
@@ -708,6 +740,7 @@ export class CognitoServer {
     this.counters.revoke++;
     this.#changed();
     const fault = this.#takeFault("revoke");
+    if (fault?.hold) await fault.hold;
     if (fault?.delayMs) await this.#sleep(fault.delayMs);
     const replaced = fault ? this.#faultResponse(fault) : undefined;
     if (replaced && !fault?.afterCommit) return replaced;

@@ -354,6 +354,10 @@ if (Deno.build.os === "linux" && host && hostTrue) {
         assert.ok(embedded.includes(module), `${module} is embedded`);
       }
       assert.ok(embedded.includes("oauth4webapi"), "oauth4webapi is embedded");
+      assert.ok(
+        embedded.includes("jsonc-parser"),
+        "jsonc-parser (setup claude's editor) is embedded",
+      );
       assert.deepEqual(
         [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
         [archiveName(VERSION, host), binaryName(VERSION, host), "SHA256SUMS"].sort(),

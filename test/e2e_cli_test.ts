@@ -26,19 +26,103 @@ Deno.test("cli: --version prints the version from deno.json on stdout", async ()
   assert.equal(r.stdout, `agent-runner-auth ${denoJson.version}\n`);
 });
 
-Deno.test("cli: --help on every verb, with examples, on stderr", async (t) => {
+Deno.test("cli: --help on every verb, with examples, on stdout (so `--help | less` works)", async (t) => {
   for (const verb of ["token", "login", "status", "refresh", "logout", "doctor", "setup"]) {
     await t.step(verb, async () => {
-      const r = await cli([verb, "--help"]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, "");
-      assert.match(r.stderr, new RegExp(`Usage: agent-runner-auth ${verb}`));
-      assert.match(r.stderr, /Example/);
+      // every form for one verb; the usual one for the others (each run is a subprocess)
+      const forms = verb === "status"
+        ? [[verb, "--help"], ["help", verb], ["--help", verb], [verb, "-h"]]
+        : [[verb, "--help"]];
+      for (const args of forms) {
+        const r = await cli(args);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stderr, "", args.join(" "));
+        assert.match(r.stdout, new RegExp(`Usage: agent-runner-auth ${verb}`));
+        assert.match(r.stdout, /Example/);
+      }
     });
   }
-  const top = await cli(["--help"]);
-  assert.equal(top.code, 0);
-  assert.match(top.stderr, /Exit codes:/);
+  for (const args of [["--help"], ["help"], ["-h"]]) {
+    const top = await cli(args);
+    assert.equal(top.code, 0);
+    assert.equal(top.stderr, "");
+    assert.match(top.stdout, /Exit codes:/);
+  }
+  // No verb at all is a usage error: the help is then the error text, on stderr.
+  const none = await cli([]);
+  assert.equal(none.code, 2);
+  assert.equal(none.stdout, "");
+  assert.match(none.stderr, /Usage: agent-runner-auth/);
+  // -V before or after a verb
+  for (const args of [["-V"], ["status", "--version"]]) {
+    const r = await cli(args);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, `agent-runner-auth ${denoJson.version}\n`);
+  }
+});
+
+Deno.test("cli: usage errors exit 2 with one line naming the flag, in our words", async () => {
+  const cases: [string[], string][] = [
+    [
+      [
+        "login",
+        "--tenant-url",
+        "http://acme.example.test",
+        "--auth-domain",
+        "auth.example.com",
+        "--client-id",
+        "c",
+      ],
+      "login: --tenant-url must use https (http only for loopback)",
+    ],
+    [
+      ["login"],
+      "login: missing --tenant-url URL, --auth-domain HOST and --client-id ID (/nonexistent-cfg/config.json does not exist yet)",
+    ],
+    [["login", "--tenant-url"], "login: --tenant-url needs a value: --tenant-url URL"],
+    [
+      ["status", "--json=yes"],
+      "status: --json is a switch and takes no value (write --json alone)",
+    ],
+    [["status", "--profile"], "status: --profile needs a value: --profile NAME"],
+    [["--bogus", "status"], "status: unknown flag --bogus"],
+    [["-x"], "unknown flag -x"],
+  ];
+  for (const [args, line] of cases) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.equal(r.stdout, "");
+    assert.equal(r.stderr, `agent-runner-auth: ${line}\n`, args.join(" "));
+  }
+});
+
+Deno.test("cli: --profile and -v are accepted before or after the verb", async () => {
+  const before = await cli(["--profile", "work", "status"]);
+  const after = await cli(["status", "--profile", "work"]);
+  const eq = await cli(["--profile=work", "-v", "status"]);
+  for (const r of [before, after, eq]) {
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /^agent-runner-auth: Not configured: /);
+  }
+  assert.equal(before.stderr, after.stderr);
+  // the token fast path takes the flag on either side too
+  const token = await cli(["--profile", "work", "token"]);
+  assert.equal(token.code, 3);
+  assert.match(token.stderr, /login --profile work --tenant-url/);
+});
+
+Deno.test("cli: an expected error prints one line, also with -v (no stack); exit 3", async () => {
+  for (
+    const args of [["token", "-v"], ["-v", "token"], ["status", "-v"], ["refresh", "--verbose"]]
+  ) {
+    const r = await cli(args);
+    assert.equal(r.code, 3, args.join(" "));
+    const lines = r.stderr.trimEnd().split("\n").filter((l) => !l.includes(": debug: "));
+    assert.equal(lines.length, 1, `${args.join(" ")}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack frames");
+  }
+  const quiet = await cli(["token"], { AGENT_RUNNER_LOG: "debug" });
+  assert.doesNotMatch(quiet.stderr, /^\s+at /m);
 });
 
 Deno.test("cli: unknown verbs and flags get the closest match and exit 2", async () => {
@@ -54,8 +138,7 @@ Deno.test("cli: unknown verbs and flags get the closest match and exit 2", async
   assert.match(flag.stderr, /logout: unknown flag --al; did you mean --all\?/);
   const extra = await cli(["status", "now"]);
   assert.equal(extra.code, 2);
-  const none = await cli([]);
-  assert.equal(none.code, 2);
+  assert.equal(extra.stderr, 'agent-runner-auth: status: unexpected argument "now"\n');
 });
 
 secretServiceTest(

@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { secretServiceTest, World } from "./harness.ts";
 
-function line(stderr: string, check: string): string {
-  const found = stderr.split("\n").find((l) => l.slice(2).startsWith(`${check}:`));
-  assert.ok(found, `no "${check}" line in:\n${stderr}`);
+function line(stdout: string, check: string): string {
+  const found = stdout.split("\n").find((l) => l.slice(2).startsWith(`${check}:`));
+  assert.ok(found, `no "${check}" line in:\n${stdout}`);
   return found!;
 }
 
@@ -19,29 +19,33 @@ secretServiceTest(
 
       const healthy = await world.run(["doctor"]);
       assert.equal(healthy.code, 0, healthy.stderr);
-      assert.equal(healthy.stdout, "");
+      assert.equal(healthy.stderr, "", "the report is the answer: stdout");
       assert.match(
-        line(healthy.stderr, "store"),
+        line(healthy.stdout, "store"),
         /^✓ store: secret-service answers; write\+read\+delete took \d+ ms/,
       );
       assert.match(
-        line(healthy.stderr, "cached read"),
+        line(healthy.stdout, "cached read"),
         /^✓ cached read: straight over D-Bus, encrypted session, in \d+ ms/,
       );
       assert.match(
-        line(healthy.stderr, "auth domain"),
+        line(healthy.stdout, "auth domain"),
         /^✓ auth domain: 127\.0\.0\.1:\d+ answers \(HTTP \d+\); clock offset [+-]\d+ s/,
       );
-      assert.match(healthy.stderr, /All checks passed\./);
+      assert.match(healthy.stdout, /All checks passed\./);
 
       // a stray ANTHROPIC_API_KEY silently wins over the helper
       const stray = await world.run(["doctor"], { ANTHROPIC_API_KEY: "sk-ant-secret-value" });
       assert.equal(stray.code, 1);
       assert.match(
-        line(stray.stderr, "environment ANTHROPIC_API_KEY"),
+        line(stray.stdout, "environment ANTHROPIC_API_KEY"),
         /^✗ .*fix: unset ANTHROPIC_API_KEY/,
       );
-      assert.ok(!stray.stderr.includes("sk-ant-secret-value"), "never prints the key");
+      assert.ok(
+        !stray.stderr.includes("sk-ant-secret-value") &&
+          !stray.stdout.includes("sk-ant-secret-value"),
+        "never prints the key",
+      );
 
       // the callback port is taken
       const { hostname, port: portText } = new URL(world.redirectUri);
@@ -51,7 +55,7 @@ secretServiceTest(
         const taken = await world.run(["doctor"]);
         assert.equal(taken.code, 1);
         assert.match(
-          line(taken.stderr, "callback port"),
+          line(taken.stdout, "callback port"),
           new RegExp(
             `^✗ callback port: ${
               hostname.replaceAll(".", "\\.")
@@ -69,7 +73,7 @@ secretServiceTest(
       assert.equal(noStore.code, 1);
       // auto on Linux: the selector's one line names every store it tried (issue 3)
       assert.match(
-        line(noStore.stderr, "store"),
+        line(noStore.stdout, "store"),
         /^✗ store: (No token store is available \(Secret Service: )?No Secret Service is running.*fix:/,
       );
 
@@ -90,7 +94,10 @@ secretServiceTest(
       await Deno.writeTextFile(path, "{\n  oops\n}\n");
       const broken = await world.run(["doctor"]);
       assert.equal(broken.code, 1);
-      assert.match(line(broken.stderr, "config"), /^✗ config: .*config\.json:2: invalid JSON/);
+      assert.match(
+        line(broken.stdout, "config"),
+        /^✗ config: .*config\.json:2: invalid JSON.* — fix: correct the JSON syntax on line 2 of .*config\.json/,
+      );
       assert.equal(await Deno.readTextFile(path), "{\n  oops\n}\n");
     } finally {
       await world.close();

@@ -195,7 +195,7 @@ Deno.test("e2e setup: usage errors, missing config, and a stray API key warned a
   assert.equal(wrong.code, 2);
   const help = await home.run(["setup", "--help"]);
   assert.equal(help.code, 0);
-  assert.match(help.stderr, /Examples:/);
+  assert.match(help.stdout, /Examples:/);
 
   const secret = "sk-ant-api03-STRAYSTRAYSTRAYSTRAYSTRAY";
   const warned = await home.run(["setup", "claude"], { env: { ANTHROPIC_API_KEY: secret } });

@@ -3,7 +3,7 @@
  * and a private Secret Service (see test/harness.ts).
  */
 import assert from "node:assert/strict";
-import { secretServiceTest, World } from "./harness.ts";
+import { cliArgv, secretServiceTest, World } from "./harness.ts";
 
 const ACCESS = "agent-runner-access-token";
 const REFRESH = "agent-runner-refresh-token";
@@ -50,10 +50,10 @@ secretServiceTest(
       }
       const human = await world.run(["status"]);
       assert.equal(human.code, 0);
-      assert.equal(human.stdout, "");
-      assert.match(human.stderr, /Profile default: signed in/);
+      assert.equal(human.stderr, "", "the report is the answer: stdout");
+      assert.match(human.stdout, /Profile default: signed in/);
       assert.match(
-        human.stderr,
+        human.stdout,
         new RegExp(`user +${world.server.user.email.replace(".", "\\.")}`),
       );
     } finally {
@@ -236,3 +236,50 @@ secretServiceTest(
     }
   },
 );
+
+Deno.test("e2e: status and status --json handle every config error alike: exit 3, one JSON object", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/config.json`;
+    const run = async (args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [...cliArgv(), ...args],
+        env: { HOME: dir, AGENT_RUNNER_CONFIG_DIR: dir, NO_COLOR: "1", AGENT_RUNNER_STORE: "pass" },
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const d = new TextDecoder();
+      return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+    };
+    const base = { tenant_url: "https://t.example", auth_domain: "auth.example.com" };
+    const cases: [string, string | null, RegExp][] = [
+      ["no file", null, /does not exist/],
+      ["invalid JSON", "{\n  oops\n}\n", /config\.json:2: invalid JSON/],
+      ["missing client_id", JSON.stringify(base), /field "client_id" is missing/],
+      [
+        "bad tenant_url",
+        JSON.stringify({ ...base, client_id: "c", tenant_url: "http://x.example" }),
+        /field "tenant_url" must use https/,
+      ],
+    ];
+    for (const [name, text, reason] of cases) {
+      if (text === null) await Deno.remove(path).catch(() => {});
+      else await Deno.writeTextFile(path, text);
+      const json = await run(["status", "--json"]);
+      assert.equal(json.code, 3, `${name}: ${json.stderr}`);
+      const body = JSON.parse(json.stdout);
+      assert.equal(body.version, 1);
+      assert.match(body.error, reason, name);
+      assert.equal(json.stderr.trimEnd().split("\n").length, 1, `${name}: one stderr line`);
+      const human = await run(["status"]);
+      assert.equal(human.code, 3, name);
+      assert.match(human.stderr, reason, name);
+      assert.doesNotMatch(human.stdout, /NOT signed in/, name);
+      if (text !== null) assert.equal(await Deno.readTextFile(path), text, "left alone");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

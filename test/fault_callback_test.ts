@@ -31,6 +31,10 @@ const as = {
 };
 const client = { client_id: "test-client" };
 
+/** The browser's one argument: the listener's one-time start page, nothing else (SPEC.md §1.3). */
+const START_PAGE = (world: World) =>
+  new RegExp(`^${new URL(world.redirectUri).origin.replaceAll(".", "\\.")}/start/[\\w-]{43}$`);
+
 /** What each hostile probe must get; `null`: any refusal (4xx, or the connection dropped). */
 const EXPECTED: Record<string, number | null> = {
   "wrong state": 400,
@@ -231,9 +235,10 @@ Deno.test({
       assert.ok(report.replay === 410 || report.replay === "closed", `replay: ${report.replay}`);
       assert.equal(world.server.counters.tokenByGrant.authorization_code, 1);
       assert.equal((await stored(world)).access, token);
-      // The browser got exactly one argument, the authorize URL: no secret on its argv.
+      // The browser got exactly one argument, the listener's start page: no secret on its argv.
       assert.equal(report.argv.length, 1);
-      assert.ok(report.argv[0].startsWith(`${world.server.url}/oauth2/authorize?`));
+      assert.match(report.argv[0], START_PAGE(world));
+      assert.equal(report.start, 302);
       assertNoSecrets(world, [
         r.stderr,
         JSON.stringify(report.argv),

@@ -115,21 +115,29 @@ Deno.test({
       assertNoSecrets(world, texts, "output or files");
       assertNoSecrets(world, [...sampler.seen], "a process's argv");
 
-      // The browser got exactly one argument, an http(s) authorize URL, each time.
+      // The browser got exactly one argument, the listener's start page, each time.
       const launches = (await Deno.readTextFile(argvLog)).trim().split("\n").map((l) =>
         JSON.parse(l) as string[]
       );
       assert.equal(launches.length, 2);
+      const origin = new URL(world.redirectUri).origin;
       for (const argv of launches) {
         assert.equal(argv.length, 1);
-        assert.ok(argv[0].startsWith(`${world.server.url}/oauth2/authorize?`), argv[0]);
+        assert.ok(argv[0].startsWith(`${origin}/start/`), argv[0]);
       }
       assertNoSecrets(world, launches.flat(), "the browser's argv");
 
       // The sampler did see the CLI and the browser (it is not vacuous).
       const seen = [...sampler.seen];
       assert.ok(seen.some((a) => a.includes("src/main.ts token")), "saw a CLI process");
-      assert.ok(seen.some((a) => a.includes("/oauth2/authorize?")), "saw the browser's argv");
+      assert.ok(seen.some((a) => a.includes(`${origin}/start/`)), "saw the browser's argv");
+      // No login secret in the argv of any process of this world (the sampler also sees other
+      // test runs on the machine, so only ours are judged): issue 11 finding 5.
+      const ours = seen.filter((a) =>
+        a.includes(ROOT) || a.includes(world.server.url) || a.includes(origin)
+      );
+      const leaked = ours.filter((a) => /[?&](state|nonce|code_challenge)=/.test(a));
+      assert.deepEqual(leaked, [], "no state, nonce or code_challenge in an argv");
       // The debug trace did produce output to scan.
       assert.ok(tokenRuns.some((r) => /debug/.test(r.stderr)), "the debug trace ran");
     } finally {

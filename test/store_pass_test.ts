@@ -102,6 +102,66 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "pass writes are atomic: a write killed mid-way (gpg had truncated and half written its file) leaves the old value whole (issue 11 #6)",
+  ...passTestOptions(),
+  fn: async () => {
+    const pass = await startPass();
+    const dir = await Deno.makeTempDir({ prefix: "ara-midwrite-" });
+    try {
+      const store = new PassStore({ env: pass.env });
+      await store.set(REFRESH_ITEM, "the-old-refresh-token");
+      // A gpg that, asked to encrypt into FILE, writes the real ciphertext's first half to FILE
+      // (after O_TRUNC, as gpg does) and then hangs, to be killed there with its process group.
+      const realGpg = new TextDecoder().decode(
+        (await new Deno.Command("sh", { args: ["-c", "command -v gpg"] }).output()).stdout,
+      ).trim();
+      const wrapper = `#!/bin/bash
+args=("$@"); enc=0; out=""; real=()
+for ((i = 0; i < $#; i++)); do
+  case "\${args[$i]}" in
+    -e) enc=1; real+=(-e) ;;
+    -o) out="\${args[$((i + 1))]}"; real+=(-o "$MIDWRITE_DIR/full"); i=$((i + 1)) ;;
+    *) real+=("\${args[$i]}") ;;
+  esac
+done
+if [[ $enc == 1 && -n $out ]]; then
+  ${realGpg} "\${real[@]}" || exit 2
+  head -c $(($(stat -c %s "$MIDWRITE_DIR/full") / 2)) "$MIDWRITE_DIR/full" > "$out"
+  read -r _ _ _ _ pgid _ < /proc/$$/stat
+  echo "$pgid" > "$MIDWRITE_DIR/pgid.tmp" && mv "$MIDWRITE_DIR/pgid.tmp" "$MIDWRITE_DIR/pgid"
+  exec sleep 600
+fi
+exec ${realGpg} "$@"
+`;
+      for (const name of ["gpg", "gpg2"]) {
+        await Deno.writeTextFile(`${dir}/${name}`, wrapper, { mode: 0o755 });
+      }
+      const killed = new PassStore({
+        env: { ...pass.env, PATH: `${dir}:${Deno.env.get("PATH")}`, MIDWRITE_DIR: dir },
+        timeoutMs: 600_000,
+      });
+      const writing = killed.set(REFRESH_ITEM, "the-new-refresh-token-that-never-lands");
+      writing.catch(() => {});
+      let pgid = 0;
+      while (!pgid) {
+        pgid = Number(await Deno.readTextFile(`${dir}/pgid`).catch(() => "0"));
+        if (!pgid) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      Deno.kill(-pgid, "SIGKILL"); // pass and its half-done gpg, as the store timeout kills them
+      await assertStoreError(writing, "failed");
+
+      same(await store.get(REFRESH_ITEM), "the-old-refresh-token", "the old value, whole");
+      const shown = await pass.pass(["show", `agent-runner-auth/${REFRESH_ITEM}`]);
+      same(shown.stdout, "the-old-refresh-token", `pass show (${shown.stderr.trim()})`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      await pass.stop();
+    }
+  },
+});
+
+Deno.test({
   name: "a passphrase-protected key fails fast instead of waiting on pinentry",
   ...passTestOptions(),
   fn: async () => {
@@ -192,11 +252,25 @@ echo "Enter contents of $3 and press Ctrl+D when finished:"`,
       const secret = "s3cr3t-refresh-token-value\nwith a second line";
       const store = new PassStore({
         command: fake,
-        env: { LOG_DIR: dir, PASSWORD_STORE_GPG_OPTS: "--homedir-like-user-option" },
+        // No initialized store dir: the rename goes through `pass mv`, which the fake logs.
+        env: {
+          LOG_DIR: dir,
+          PASSWORD_STORE_GPG_OPTS: "--homedir-like-user-option",
+          PASSWORD_STORE_DIR: `${dir}/not-initialized`,
+        },
       });
       await store.set(REFRESH_ITEM, secret);
       const argv = await Deno.readTextFile(`${dir}/argv.insert`);
-      same(argv, `insert\n-m\n-f\nagent-runner-auth/${REFRESH_ITEM}\n`, "argv of insert");
+      const temp = new RegExp(
+        `^insert\n-m\n-f\n(agent-runner-auth/${REFRESH_ITEM}\\.tmp-[0-9a-f]{8})\n$`,
+      )
+        .exec(argv)?.[1];
+      same(typeof temp, "string", `argv of insert: a temporary entry (${JSON.stringify(argv)})`);
+      same(
+        await Deno.readTextFile(`${dir}/argv.mv`),
+        `mv\n-f\n${temp}\nagent-runner-auth/${REFRESH_ITEM}\n`,
+        "argv of mv: renamed into place",
+      );
       same(argv.includes("s3cr3t"), false, "the secret is not on argv");
       same(await Deno.readTextFile(`${dir}/stdin.insert`), secret, "stdin carried the value");
       same(
@@ -226,10 +300,8 @@ wait`,
       );
       // The bound is passed explicitly: Deno.env is process-wide under `deno test --parallel`.
       const store = new PassStore({ command: fake, env: { LOG_DIR: dir }, timeoutMs: 300 });
-      const started = performance.now();
+      // No bound on how long the timeout took: on a loaded machine it comes late (issue 11 #8).
       const error = await assertStoreError(store.get(ACCESS_ITEM), "timeout");
-      const ms = performance.now() - started;
-      same(ms >= 290 && ms < 2000, true, `timed out after ${ms.toFixed(0)} ms`);
       same(error.message.includes("within 300 ms"), true, error.message);
       for (const file of ["pid", "child"]) {
         const pid = Number((await Deno.readTextFile(`${dir}/${file}`)).trim());

@@ -3,12 +3,13 @@
  * read-only inspection `doctor` runs (SPEC.md §2, issue 4; research A.1, A.3, A.5).
  *
  * Why surgical: users keep hand-formatted settings (hooks, permissions, long allow lists), and
- * a parse-and-re-stringify rewrite would reflow every line they own. So the file is scanned
- * once with byte spans for every value, and only the spans of `apiKeyHelper`,
- * `env.ANTHROPIC_BASE_URL` and `env.CLAUDE_CODE_API_KEY_HELPER_TTL_MS` are replaced, or new
- * members inserted after the last one with the indentation, separators and line endings the
- * file already uses. After every edit the result is parsed again and compared with the
- * intended object, so a scanner bug can never write a file that means something else.
+ * a parse-and-re-stringify rewrite would reflow every line they own. So the file is parsed with
+ * Microsoft's `jsonc-parser` (`./json_edit.ts`), which gives every value its source span, and
+ * only the values of `apiKeyHelper`, `env.ANTHROPIC_BASE_URL` and
+ * `env.CLAUDE_CODE_API_KEY_HELPER_TTL_MS` are replaced, or new members inserted after the last
+ * one with the indentation, separators and line endings the file already uses. After every
+ * edit the result is read again with `JSON.parse` and compared with the intended object, so an
+ * editing bug can never write a file that means something else.
  *
  * Files with comments (JSONC) or invalid JSON are refused with their line: Claude Code reads
  * them as plain JSON, and guessing what a broken file means is how settings get lost.
@@ -20,7 +21,9 @@
  * Otherwise it undoes key by key: keys still holding our value are removed or get their old
  * text back, keys the user changed since are left alone with a warning.
  *
- * Needs `--allow-read --allow-write --allow-env`.
+ * Needs `--allow-read --allow-write --allow-env`. `setup` and `doctor` import this module (and
+ * so jsonc-parser) dynamically: the `token` path never loads it
+ * (test/setup_claude_imports_test.ts).
  *
  * @module
  */
@@ -29,6 +32,23 @@ import { ensurePrivateDir, writeFileAtomic } from "../config/config.ts";
 import { DEFAULT_PROFILE } from "../config/config.ts";
 import { ConfigError } from "../errors.ts";
 import { CLAUDE_DEFAULT_TTL_MS, DEFAULT_POLICY } from "../token/classify.ts";
+import {
+  applyEdits,
+  detectStyle,
+  findNodeAtLocation,
+  insertMember,
+  JsonSyntaxError,
+  keyOf,
+  lineOf,
+  membersNamed,
+  type Node,
+  parseStrictJson,
+  removeMember,
+  replaceValue,
+  setValue,
+  textOf,
+  valueOf,
+} from "./json_edit.ts";
 
 // ---------------------------------------------------------------------------------------------
 // What setup writes
@@ -78,321 +98,72 @@ export function desiredSettings(tenantUrl: string, profile?: string): DesiredSet
 }
 
 // ---------------------------------------------------------------------------------------------
-// A span-aware JSON scanner
-
-/** A scanned JSON value and its source span `[start, end)`. */
-export type JsonNode =
-  | { kind: "object"; start: number; end: number; members: JsonMember[] }
-  | { kind: "array"; start: number; end: number; items: JsonNode[] }
-  | { kind: "scalar"; start: number; end: number; value: string | number | boolean | null };
-
-/** One `"key": value` of an object; `keyStart` is the opening quote. */
-export interface JsonMember {
-  key: string;
-  keyStart: number;
-  keyEnd: number;
-  value: JsonNode;
-}
-
-/** Where and why a text is not plain JSON. */
-export class JsonScanError extends Error {
-  readonly offset: number;
-  constructor(offset: number, reason: string) {
-    super(reason);
-    this.offset = offset;
-    this.name = "JsonScanError";
-  }
-}
-
-const MAX_DEPTH = 256;
-
-/**
- * Scans `text` (one JSON value, optional BOM and surrounding whitespace) into spans. Strict
- * RFC 8259: comments and trailing commas are errors with their offset, since Claude Code
- * parses the file as plain JSON.
- */
-export function scanJson(text: string): JsonNode {
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  const fail = (reason: string, at = i): never => {
-    throw new JsonScanError(Math.min(at, text.length), reason);
-  };
-  const ws = () => {
-    while (i < text.length) {
-      const ch = text[i];
-      if (ch === " " || ch === "\t" || ch === "\n" || ch === "\r") i++;
-      else if (ch === "/" && (text[i + 1] === "/" || text[i + 1] === "*")) {
-        fail("comments are not allowed in JSON (Claude Code reads settings as plain JSON)");
-      } else break;
-    }
-  };
-  const string = (): string => {
-    const start = i++;
-    while (i < text.length) {
-      const ch = text[i];
-      if (ch === '"') {
-        i++;
-        return JSON.parse(text.slice(start, i));
-      }
-      if (ch < " ") fail("unescaped control character in a string");
-      if (ch === "\\") {
-        const esc = text[i + 1] ?? "";
-        if (esc === "u") {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail("bad \\u escape");
-          i += 6;
-          continue;
-        }
-        if (!'"\\/bfnrt'.includes(esc) || esc === "") fail("bad escape in a string");
-        i += 2;
-        continue;
-      }
-      i++;
-    }
-    return fail("unterminated string", start);
-  };
-  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  const value = (depth: number): JsonNode => {
-    if (depth > MAX_DEPTH) fail("nested too deeply");
-    ws();
-    const start = i;
-    const ch = text[i];
-    if (ch === "{") {
-      i++;
-      const members: JsonMember[] = [];
-      ws();
-      if (text[i] === "}") return { kind: "object", start, end: ++i, members };
-      while (true) {
-        ws();
-        if (text[i] !== '"') {
-          fail(text[i] === "}" ? "trailing comma before }" : "expected a quoted key");
-        }
-        const keyStart = i;
-        const key = string();
-        const keyEnd = i;
-        ws();
-        if (text[i] !== ":") fail('expected ":" after a key');
-        i++;
-        members.push({ key, keyStart, keyEnd, value: value(depth + 1) });
-        ws();
-        if (text[i] === ",") i++;
-        else if (text[i] === "}") return { kind: "object", start, end: ++i, members };
-        else fail('expected "," or "}"');
-      }
-    }
-    if (ch === "[") {
-      i++;
-      const items: JsonNode[] = [];
-      ws();
-      if (text[i] === "]") return { kind: "array", start, end: ++i, items };
-      while (true) {
-        ws();
-        if (text[i] === "]") fail("trailing comma before ]");
-        items.push(value(depth + 1));
-        ws();
-        if (text[i] === ",") i++;
-        else if (text[i] === "]") return { kind: "array", start, end: ++i, items };
-        else fail('expected "," or "]"');
-      }
-    }
-    if (ch === '"') {
-      const v = string();
-      return { kind: "scalar", start, end: i, value: v };
-    }
-    for (const [word, v] of [["true", true], ["false", false], ["null", null]] as const) {
-      if (text.startsWith(word, i)) {
-        i += word.length;
-        return { kind: "scalar", start, end: i, value: v };
-      }
-    }
-    NUMBER.lastIndex = i;
-    const m = NUMBER.exec(text);
-    if (m && m[0] !== "" && m[0] !== "-") {
-      i += m[0].length;
-      return { kind: "scalar", start, end: i, value: Number(m[0]) };
-    }
-    return fail(i >= text.length ? "unexpected end of file" : "unexpected character");
-  };
-  const root = value(0);
-  ws();
-  if (i < text.length) fail("unexpected text after the JSON value");
-  return root;
-}
-
-/** 1-based line of `offset` in `text`. */
-export function lineOf(text: string, offset: number): number {
-  let line = 1;
-  for (let k = 0; k < offset && k < text.length; k++) if (text.charCodeAt(k) === 10) line++;
-  return line;
-}
+// Parsing and locating (jsonc-parser, through ./json_edit.ts)
 
 /**
  * The top-level object of a settings text. Every error is a {@linkcode ConfigError} reading
  * `<path>:<line>: <why>`: the file is the user's configuration, broken in a way they must fix.
  */
-export function parseSettings(text: string, path: string): JsonNode & { kind: "object" } {
-  let root: JsonNode;
+export function parseSettings(text: string, path: string): Node {
+  let root: Node;
   try {
-    root = scanJson(text);
+    root = parseStrictJson(text);
   } catch (error) {
-    if (error instanceof JsonScanError) {
+    if (error instanceof JsonSyntaxError) {
       throw new ConfigError(
         `${path}:${lineOf(text, error.offset)}: ${error.message}; the file was not changed`,
       );
     }
     throw error;
   }
-  if (root.kind !== "object") {
+  if (root.type !== "object") {
     throw new ConfigError(
       `${path}:${
-        lineOf(text, root.start)
+        lineOf(text, root.offset)
       }: expected a JSON object at the top level; the file was not changed`,
     );
   }
   return root;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Formatting of the file we edit
-
-/** How the file is laid out, so inserted text looks like the rest. */
-interface Style {
-  eol: string;
-  /** One level of indentation (copied from the file: tabs, 2 or 4 spaces…). */
-  unit: string;
-  /** Multi-line layout; `false` for a compact one-line file. */
-  pretty: boolean;
-  /** Text between a key and its value, e.g. `": "`. */
-  colon: string;
-}
-
-function detectStyle(text: string, root: JsonNode & { kind: "object" }): Style {
-  const crlf = (text.match(/\r\n/g) ?? []).length;
-  const lf = (text.match(/\n/g) ?? []).length;
-  const eol = crlf > 0 && crlf * 2 >= lf ? "\r\n" : "\n";
-  const inside = text.slice(root.start, root.end);
-  const pretty = root.members.length === 0 || /\n/.test(inside);
-  let unit = "  ";
-  const first = root.members[0];
-  if (first && pretty) {
-    const gap = text.slice(root.start + 1, first.keyStart);
-    if (gap.includes("\n")) unit = gap.slice(gap.lastIndexOf("\n") + 1);
-  }
-  let colon = pretty ? ": " : ":";
-  if (first) colon = colonOf(text, first) ?? colon;
-  return { eol, unit, pretty, colon };
-}
-
-/** The separator between a member's key and value, unless it spans lines. */
-function colonOf(text: string, m: JsonMember): string | null {
-  const c = text.slice(m.keyEnd, m.value.start);
-  return c.includes("\n") || c.includes("\r") ? null : c;
-}
-
-/** Leading whitespace of the line holding `offset`. */
-function lineIndent(text: string, offset: number): string {
-  const lineStart = text.lastIndexOf("\n", offset - 1) + 1;
-  return /^[ \t]*/.exec(text.slice(lineStart))![0];
-}
-
-/** Whitespace between the line start and `offset`, when only whitespace precedes it. */
-function indentBefore(text: string, offset: number): string | null {
-  const lineStart = text.lastIndexOf("\n", offset - 1) + 1;
-  const lead = text.slice(lineStart, offset);
-  return /^[ \t]*$/.test(lead) ? lead : null;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Edits on text (each re-scans: simple, and the files are small)
-
-function splice(text: string, start: number, end: number, insert: string): string {
-  return text.slice(0, start) + insert + text.slice(end);
-}
-
-/** The members named `key` (more than one is a file we refuse to guess about). */
-function membersNamed(obj: { members: JsonMember[] }, key: string): JsonMember[] {
-  return obj.members.filter((m) => m.key === key);
-}
-
-function findMember(obj: { members: JsonMember[] }, key: string): JsonMember | undefined {
-  return obj.members.find((m) => m.key === key);
-}
-
 /** The `env` object, `null` when absent; anything but an object is refused. */
-function envObject(
-  text: string,
-  root: JsonNode & { kind: "object" },
-  path: string,
-): (JsonNode & { kind: "object" }) | null {
-  const env = findMember(root, "env");
-  if (!env) return null;
-  if (env.value.kind !== "object") {
+function envObject(text: string, root: Node, path: string): Node | null {
+  const value = findNodeAtLocation(root, ["env"]);
+  if (!value) return null;
+  if (value.type !== "object") {
     throw new ConfigError(
-      `${path}:${lineOf(text, env.value.start)}: "env" must be an object; the file was not changed`,
+      `${path}:${lineOf(text, value.offset)}: "env" must be an object; the file was not changed`,
     );
   }
-  return env.value;
-}
-
-/** Inserts `"key": valueText` as the last member of `obj`, in the file's style. */
-function insertMember(
-  text: string,
-  obj: JsonNode & { kind: "object" },
-  key: string,
-  valueText: string,
-  style: Style,
-): string {
-  const keyText = JSON.stringify(key);
-  const n = obj.members.length;
-  if (n === 0) {
-    if (!style.pretty) {
-      return splice(text, obj.start + 1, obj.end - 1, keyText + style.colon + valueText);
-    }
-    const base = lineIndent(text, obj.start);
-    const interior = style.eol + base + style.unit + keyText + style.colon + valueText + style.eol +
-      base;
-    return splice(text, obj.start + 1, obj.end - 1, interior);
-  }
-  const last = obj.members[n - 1];
-  const prevEnd = n > 1 ? obj.members[n - 2].value.end : obj.start + 1;
-  const gap = text.slice(prevEnd, last.keyStart);
-  const colon = colonOf(text, last) ?? style.colon;
-  let sep: string;
-  if (gap.includes("\n")) {
-    sep = "," + style.eol + (indentBefore(text, last.keyStart) ?? lineIndent(text, last.keyStart));
-  } else if (n > 1) {
-    sep = gap; // `, ` or `,` as between the existing members
-  } else {
-    sep = colon.endsWith(" ") ? ", " : ",";
-  }
-  return splice(text, last.value.end, last.value.end, sep + keyText + colon + valueText);
-}
-
-/** Removes member `index` of `obj` with its separator, the inverse of {@linkcode insertMember}. */
-function removeMember(text: string, obj: JsonNode & { kind: "object" }, index: number): string {
-  const n = obj.members.length;
-  const m = obj.members[index];
-  if (n === 1) return splice(text, obj.start + 1, obj.end - 1, "");
-  if (index > 0) return splice(text, obj.members[index - 1].value.end, m.value.end, "");
-  return splice(text, m.keyStart, obj.members[1].keyStart, "");
+  return value;
 }
 
 function splitKey(key: SetupKey): { inEnv: boolean; name: string } {
   return key.startsWith("env.") ? { inEnv: true, name: key.slice(4) } : { inEnv: false, name: key };
 }
 
-/** The member for `key`, or undefined. */
+/** The jsonc-parser path of a setup key: `env.X` is `["env", "X"]`. */
+function pathOf(key: SetupKey): string[] {
+  const { inEnv, name } = splitKey(key);
+  return inEnv ? ["env", name] : [name];
+}
+
+/** The property for `key` (a property node), its object, and the root; re-parsed each time. */
 function locate(
   text: string,
   key: SetupKey,
   path: string,
-): {
-  root: JsonNode & { kind: "object" };
-  obj: (JsonNode & { kind: "object" }) | null;
-  member?: JsonMember;
-} {
+): { root: Node; obj: Node | null; member?: Node } {
   const root = parseSettings(text, path);
   const { inEnv, name } = splitKey(key);
   const obj = inEnv ? envObject(text, root, path) : root;
-  return { root, obj, member: obj ? findMember(obj, name) : undefined };
+  // jsonc-parser links each value to its property node, which removal needs
+  return { root, obj, member: obj ? findNodeAtLocation(obj, [name])?.parent : undefined };
+}
+
+/** Whether a value node is the scalar `value` (setup only writes strings). */
+function holds(node: Node, value: unknown): boolean {
+  return node.type !== "object" && node.type !== "array" && node.value === value;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,7 +227,7 @@ export function mergeSettingsText(
   const root = parseSettings(text, path);
   const style = detectStyle(text, root);
   refuseDuplicates(text, root, path);
-  const expected = parseJson(text) as Record<string, unknown>;
+  const expected = plainValue(text, path);
   let out = text;
   let createdEnv = false;
   const changes: Change[] = [];
@@ -465,19 +236,20 @@ export function mergeSettingsText(
     const { inEnv, name } = splitKey(key);
     const here = locate(out, key, path);
     if (here.member) {
-      const current = out.slice(here.member.value.start, here.member.value.end);
-      if (here.member.value.kind === "scalar" && here.member.value.value === desired[key]) continue;
-      out = splice(out, here.member.value.start, here.member.value.end, valueText);
+      const value = valueOf(here.member);
+      if (holds(value, desired[key])) continue;
+      const current = textOf(out, value);
+      out = applyEdits(out, setValue(out, pathOf(key), desired[key]));
       changes.push({ key, kind: "changed", before: current, after: valueText });
     } else if (here.obj) {
-      out = insertMember(out, here.obj, name, valueText, style);
+      out = applyEdits(out, [insertMember(out, here.obj, name, valueText, style)]);
       changes.push({ key, kind: "added", after: valueText });
     } else {
       // `env` is missing: add it empty, then fill it like an existing one.
-      out = insertMember(out, here.root, "env", "{}", style);
+      out = applyEdits(out, [insertMember(out, here.root, "env", "{}", style)]);
       createdEnv = true;
       const again = locate(out, key, path);
-      out = insertMember(out, again.obj!, name, valueText, style);
+      out = applyEdits(out, [insertMember(out, again.obj!, name, valueText, style)]);
       changes.push({ key, kind: "added", after: valueText });
     }
     if (inEnv) {
@@ -489,13 +261,13 @@ export function mergeSettingsText(
   return { text: out, changes, createdEnv };
 }
 
-function refuseDuplicates(text: string, root: JsonNode & { kind: "object" }, path: string): void {
-  const check = (obj: { members: JsonMember[] }, name: string, label: string) => {
+function refuseDuplicates(text: string, root: Node, path: string): void {
+  const check = (obj: Node, name: string, label: string) => {
     const found = membersNamed(obj, name);
     if (found.length > 1) {
       throw new ConfigError(
         `${path}:${
-          lineOf(text, found[1].keyStart)
+          lineOf(text, found[1].offset)
         }: "${label}" appears more than once; remove one (the file was not changed)`,
       );
     }
@@ -521,6 +293,20 @@ function assertMeans(text: string, expected: unknown, path: string): void {
   }
   if (!deepEqual(actual, expected)) {
     throw new Error(`Internal error: the edit of ${path} did not produce the intended settings`);
+  }
+}
+
+/**
+ * What Claude Code will read from a text jsonc-parser accepted. They agree on RFC 8259; should
+ * they ever differ, the file is refused rather than edited on the parser's word alone.
+ */
+function plainValue(text: string, path: string): Record<string, unknown> {
+  try {
+    return parseJson(text) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError(
+      `${path}: not plain JSON (${errorText(error)}); the file was not changed`,
+    );
   }
 }
 
@@ -671,26 +457,27 @@ export function undoSettingsText(text: string, record: SetupRecord, path: string
       }
       continue;
     }
-    const current = out.slice(member.value.start, member.value.end);
-    const ours = member.value.kind === "scalar" && member.value.value === JSON.parse(entry.after);
-    if (!ours) {
+    const value = valueOf(member);
+    const current = textOf(out, value);
+    if (!holds(value, JSON.parse(entry.after))) {
       warnings.push(`${key} was changed since setup (now ${display(current)}); left as it is`);
       continue;
     }
     if (entry.before === undefined) {
-      out = removeMember(out, obj!, obj!.members.indexOf(member));
+      out = applyEdits(out, removeMember(out, obj!, obj!.children!.indexOf(member), pathOf(key)));
       changes.push({ key, kind: "removed", before: current });
     } else {
-      out = splice(out, member.value.start, member.value.end, entry.before);
+      out = applyEdits(out, [replaceValue(member, entry.before)]);
       changes.push({ key, kind: "changed", before: current, after: entry.before });
     }
   }
   if (record.created_env) {
     const root = parseSettings(out, path);
-    const index = root.members.findIndex((m) => m.key === "env");
-    const env = root.members[index]?.value;
-    if (env && env.kind === "object" && env.members.length === 0) {
-      out = removeMember(out, root, index);
+    const list = root.children ?? [];
+    const index = list.findIndex((m) => keyOf(m) === "env");
+    const env = index < 0 ? undefined : valueOf(list[index]);
+    if (env && env.type === "object" && (env.children ?? []).length === 0) {
+      out = applyEdits(out, removeMember(out, root, index, ["env"]));
     }
   }
   changes.reverse();
@@ -1063,6 +850,8 @@ export interface Finding {
 export interface ClaudeExpectation {
   /** The config's `tenant_url`; `null` when there is no usable config (nothing to compare). */
   tenantUrl: string | null;
+  /** The config's `anthropic_base_url`, which replaces `<tenant_url>/anthropic/v1`. */
+  baseUrl?: string;
   /** Profile the helper should use (default profile when absent). */
   profile?: string;
   /** Access-token lifetime for the TTL check (Cognito's default: 1 h); unknown when absent. */
@@ -1258,7 +1047,7 @@ function baseUrlFinding(
       }
       : { ok: false, check, detail: `not set in env (${where})`, fix };
   }
-  const want = anthropicBaseUrl(expected.tenantUrl);
+  const want = expected.baseUrl ?? anthropicBaseUrl(expected.tenantUrl);
   if (!found) {
     return { ok: false, check, detail: `not set in env (${where}); expected "${want}"`, fix };
   }

@@ -11,11 +11,9 @@ import {
   formatChange,
   helperCommand,
   inspectClaudeSettingsSources,
-  JsonScanError,
   loadRecords,
   mergeSettingsText,
   parseHelperCommand,
-  scanJson,
   type SetupRecord,
   undoClaudeSetup,
   undoSettingsText,
@@ -75,19 +73,6 @@ Deno.test("settings: helper command, base URL and desired values", () => {
     "env.ANTHROPIC_BASE_URL": URL_,
     "env.CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "3300000",
   });
-});
-
-Deno.test("settings: scanner spans and strictness", () => {
-  const text = '{"a": [1, {"b": "x\\u00e9"}], "c": null}';
-  const root = scanJson(text);
-  assert.equal(root.kind, "object");
-  if (root.kind !== "object") return;
-  assert.deepEqual(root.members.map((m) => m.key), ["a", "c"]);
-  const a = root.members[0].value;
-  assert.equal(text.slice(a.start, a.end), '[1, {"b": "x\\u00e9"}]');
-  for (const bad of ["{,}", "[1,]", '{"a":1,}', "01", "tru", '"\\x"', '"a\nb"', "{} x", ""]) {
-    assert.throws(() => scanJson(bad), JsonScanError, bad);
-  }
 });
 
 // Exact outputs for the common layouts: the bytes a user will see in their file.
@@ -278,6 +263,16 @@ Deno.test("settings: refused files name the file and line and are not changed", 
     ["unterminated", `{\n  "a": "x\n}`, /settings\.json:2: unescaped control character/],
     ["truncated", `{\n  "a": [1,`, /settings\.json:2: unexpected end of file/],
     ["top-level array", `\n[1, 2]`, /settings\.json:2: expected a JSON object at the top level/],
+    [
+      "nested too deeply (jsonc-parser recurses; a bound, not a stack overflow)",
+      `{\n  "a": ${"[".repeat(100_000)}`,
+      /settings\.json:2: nested too deeply/,
+    ],
+    [
+      "non-breaking space (not JSON whitespace)",
+      `{\n\u00a0"a": 1}`,
+      /settings\.json:2: expected a quoted key/,
+    ],
     ["top-level string", `"x"`, /settings\.json:1: expected a JSON object/],
     ["env not an object", `{\n  "env": "x"\n}`, /settings\.json:2: "env" must be an object/],
     [

@@ -8,21 +8,10 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
-import { stderrText } from "./output.ts";
+import { stderrText, stdoutText } from "./output.ts";
+import type { Verb, VerbValues } from "./verb.ts";
 
-/** One verb: its flags, its help, and how to run it. */
-export interface Verb {
-  name: string;
-  summary: string;
-  usage: string;
-  options: Record<string, { type: "string" | "boolean"; short?: string }>;
-  run: (values: Record<string, string | boolean | undefined>) => Promise<number>;
-  /**
-   * Words the verb accepts as its one positional argument (`setup claude`), passed to `run`
-   * as `values.subcommand`. Verbs without it take no positionals.
-   */
-  subcommands?: readonly string[];
-}
+export type { Verb, VerbValues } from "./verb.ts";
 
 const VERBS: Record<string, () => Promise<Verb>> = {
   token: async () => (await import("./token_verb.ts")).tokenVerb,
@@ -34,10 +23,18 @@ const VERBS: Record<string, () => Promise<Verb>> = {
   setup: async () => (await import("./setup.ts")).setupVerb,
 };
 
+/** Flags every verb takes, before or after the verb (SPEC.md §2). */
+const GLOBAL_OPTIONS = {
+  help: { type: "boolean" as const, short: "h" },
+  profile: { type: "string" as const },
+  verbose: { type: "boolean" as const, short: "v" },
+  version: { type: "boolean" as const, short: "V" },
+};
+
 const GLOBAL_HELP =
   `agent-runner-auth: OAuth tokens for AI coding agents (Claude Code's apiKeyHelper)
 
-Usage: agent-runner-auth <verb> [flags]
+Usage: agent-runner-auth [--profile NAME] [-v] <verb> [flags]
 
 Verbs:
   token     Print a valid access token on stdout (cached, refreshed, or after a browser sign-in)
@@ -48,94 +45,153 @@ Verbs:
   doctor    Check config, store, lock, port, auth domain, clock and Claude Code settings (--json)
   setup     Point Claude Code at agent-runner-auth: setup claude [--project] [--undo]
 
-Flags (every verb):
+Flags (every verb, before or after it):
   --profile NAME  Use the tenant NAME (or set AGENT_RUNNER_PROFILE); default: the top level of config.json
   -v, --verbose   Redacted debug trace on stderr (same as AGENT_RUNNER_LOG=debug)
-  -h, --help      Show help (also after a verb: agent-runner-auth login --help)
+  -h, --help      Show help (also after a verb: agent-runner-auth login --help, or help login)
   -V, --version   Print the version
 
 Exit codes: 0 ok, 1 not signed in, 2 usage, 3 config, 4 token store, 5 network,
             6 rejected by the auth server, 7 lock timeout, 8 sign-in failed, 70 internal.`;
 
+/**
+ * Where the verb is in `args`: the first word that is neither a flag nor the value of a
+ * `--profile` before it, so `--profile work status` and `status --profile work` both work.
+ */
+export function verbIndex(args: readonly string[]): number {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") return i + 1 < args.length ? i + 1 : -1;
+    if (a === "--profile") {
+      i++;
+      continue;
+    }
+    if (!a.startsWith("-") || a === "-") return i;
+  }
+  return -1;
+}
+
 /** Runs the command line; returns the exit code. */
 export async function runCli(args: string[]): Promise<number> {
-  const [first, ...rest] = args;
-  if (first === undefined || first === "-h" || first === "--help" || first === "help") {
+  const at = verbIndex(args);
+  const word = at >= 0 ? args[at] : undefined;
+  const flags = at >= 0 ? [...args.slice(0, at), ...args.slice(at + 1)] : [...args];
+  if (word === undefined || word === "help") {
+    // `help VERB` is `VERB --help`; `help`, `--help` and `-V` alone answer on stdout.
+    const target = word === "help" ? flags.find((a) => !a.startsWith("-")) : undefined;
+    if (target !== undefined && VERBS[target]) return await runCli([target, "--help"]);
+    if (target !== undefined) throw unknownVerb(target);
+    const values = parseWith("", GLOBAL_OPTIONS, flags, false).values;
+    if (values.version) return await printVersion();
+    if (values.help || word === "help") {
+      stdoutText(GLOBAL_HELP);
+      return 0;
+    }
+    // No verb at all: the help is the error message, so it goes where errors go.
     stderrText(GLOBAL_HELP);
-    return first === undefined ? 2 : 0;
+    return 2;
   }
-  if (first === "-V" || first === "--version") {
-    const { version } = await import("../version.ts");
-    console.log(`agent-runner-auth ${version()}`);
-    return 0;
-  }
-  const load = VERBS[first];
-  if (!load) {
-    const hint = closest(first, Object.keys(VERBS));
-    throw new UsageError(
-      `Unknown verb "${first}"${
-        hint ? `; did you mean "${hint}"?` : ""
-      } (see agent-runner-auth --help)`,
-    );
-  }
+  const load = VERBS[word];
+  if (!load) throw unknownVerb(word);
   const verb = await load();
-  const values = parseVerbArgs(verb, rest);
+  const values = parseVerbArgs(verb, flags);
   if (values.verbose) Deno.env.set("AGENT_RUNNER_LOG", "debug");
   if (values.help) {
-    stderrText(`${verb.summary}\n\n${verb.usage}`);
+    stdoutText(`${verb.summary}\n\n${verb.usage}`);
     return 0;
   }
+  if (values.version) return await printVersion();
+  delete values.version;
   return await verb.run(values);
 }
 
-/** Parses `args` for `verb`; unknown flags become a UsageError naming the flag and a hint. */
-export function parseVerbArgs(
-  verb: Verb,
-  args: string[],
-): Record<string, string | boolean | undefined> {
-  const options = {
-    ...verb.options,
-    help: { type: "boolean" as const, short: "h" },
-    profile: { type: "string" as const },
-    verbose: { type: "boolean" as const, short: "v" },
-  };
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      options,
-      strict: true,
-      allowPositionals: true,
-    });
-    const allowed = verb.subcommands ?? [];
-    const max = allowed.length > 0 ? 1 : 0;
-    if (positionals.length > max) {
-      throw new UsageError(`${verb.name}: unexpected argument "${positionals[max]}"`);
-    }
-    const out = values as Record<string, string | boolean | undefined>;
-    if (positionals.length === 1) {
-      if (!allowed.includes(positionals[0])) {
-        const hint = closest(positionals[0], [...allowed]);
-        throw new UsageError(
-          `${verb.name}: unknown target "${positionals[0]}"${
-            hint ? `; did you mean "${hint}"?` : ""
-          } (expected ${allowed.join(" or ")})`,
-        );
-      }
-      out.subcommand = positionals[0];
-    }
-    return out;
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    const message = error instanceof Error ? error.message : String(error);
-    const flag = /'(-{1,2}[^' ]+)'/.exec(message)?.[1];
-    if (flag && /Unknown option/i.test(message)) {
-      const hint = closest(flag.replace(/^-+/, ""), Object.keys(options));
+async function printVersion(): Promise<number> {
+  const { version } = await import("../version.ts");
+  stdoutText(`agent-runner-auth ${version()}`);
+  return 0;
+}
+
+function unknownVerb(word: string): UsageError {
+  const hint = word.startsWith("-") ? undefined : closest(word, Object.keys(VERBS));
+  return new UsageError(
+    `Unknown verb "${word}"${
+      hint ? `; did you mean "${hint}"?` : ""
+    } (see agent-runner-auth --help)`,
+  );
+}
+
+/**
+ * Parses `args` (the command line without the verb) for `verb`. Every failure is a UsageError
+ * (exit 2) in our words that names the flag: an unknown flag with the closest match, a flag
+ * without its value, a value given to a switch, an unexpected argument.
+ */
+export function parseVerbArgs(verb: Verb, args: string[]): VerbValues {
+  const options = { ...verb.options, ...GLOBAL_OPTIONS };
+  const { values, positionals } = parseWith(verb.name, options, args, true, verb.usage);
+  const allowed = verb.subcommands ?? [];
+  const max = allowed.length > 0 ? 1 : 0;
+  if (positionals.length > max) {
+    throw new UsageError(`${verb.name}: unexpected argument "${positionals[max]}"`);
+  }
+  if (positionals.length === 1) {
+    if (!allowed.includes(positionals[0])) {
+      const hint = closest(positionals[0], [...allowed]);
       throw new UsageError(
-        `${verb.name}: unknown flag ${flag}${hint ? `; did you mean --${hint}?` : ""}`,
+        `${verb.name}: unknown target "${positionals[0]}"${
+          hint ? `; did you mean "${hint}"?` : ""
+        } (expected ${allowed.join(" or ")})`,
       );
     }
-    throw new UsageError(`${verb.name}: ${message.split("\n")[0]}`);
+    values.subcommand = positionals[0];
   }
+  return values;
+}
+
+/** `node:util`'s parseArgs with its errors rewritten as ours (it names flags its own way). */
+function parseWith(
+  who: string,
+  options: Verb["options"],
+  args: string[],
+  allowPositionals: boolean,
+  usage = "",
+): { values: VerbValues; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals });
+    return { values: values as VerbValues, positionals };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UsageError(`${who ? `${who}: ` : ""}${usageProblem(message, options, usage)}`);
+  }
+}
+
+/**
+ * One parser message in our words. The parser says `Option '--tenant-url <value>' argument
+ * missing`; we say `--tenant-url needs a value: --tenant-url URL`, with the placeholder the
+ * verb's usage text uses.
+ */
+export function usageProblem(message: string, options: Verb["options"], usage = ""): string {
+  const first = message.split("\n")[0];
+  // The first quoted part names the flag: '-x', '--json' or '-p, --profile <value>'.
+  const names = (/'(-[^']*)'/.exec(first)?.[1] ?? "").split(/[ ,]+/).filter((n) => /^-/.test(n));
+  const flag = names.find((n) => n.startsWith("--")) ?? names[0];
+  if (flag && /^Unknown option/i.test(first)) {
+    const hint = closest(flag.replace(/^-+/, ""), Object.keys(options));
+    return `unknown flag ${flag}${hint ? `; did you mean --${hint}?` : ""}`;
+  }
+  if (flag && /argument missing|argument is ambiguous/i.test(first)) {
+    const placeholder = new RegExp(`${flag} ([A-Z][A-Z"]*[A-Z"])`).exec(usage)?.[1] ?? "VALUE";
+    const next = /argument is ambiguous/i.test(first)
+      ? `, not the flag that follows it (a value starting with "-" is written ${flag}=VALUE)`
+      : "";
+    return `${flag} needs a value: ${flag} ${placeholder.replaceAll('"', "")}${next}`;
+  }
+  if (flag && /does not take an argument/i.test(first)) {
+    return `${flag} is a switch and takes no value (write ${flag} alone)`;
+  }
+  if (/^Unexpected argument '([^']*)'/.test(first)) {
+    return `unexpected argument "${/^Unexpected argument '([^']*)'/.exec(first)![1]}"`;
+  }
+  return first;
 }
 
 /** The candidate within edit distance 2 (or a prefix match), for "did you mean". */

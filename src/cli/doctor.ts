@@ -19,8 +19,8 @@ import type { TokenStore } from "../store/store.ts";
 import { CLAUDE_DEFAULT_TTL_MS, DEFAULT_POLICY } from "../token/classify.ts";
 import { decodeAccess } from "../token/record.ts";
 import { makeContext } from "./context.ts";
-import type { Verb } from "./dispatch.ts";
-import { stderrText } from "./output.ts";
+import type { Verb } from "./verb.ts";
+import { stdoutText } from "./output.ts";
 
 /** One check's outcome, as `--json` prints it. */
 export interface Check {
@@ -51,7 +51,7 @@ Examples:
     if (values.json) {
       console.log(JSON.stringify({ version: 1, ok, checks }, null, 2));
     } else {
-      stderrText(render(checks));
+      stdoutText(render(checks));
     }
     if (!ok) {
       const failed = checks.filter((c) => !c.ok).map((c) => c.check).join(", ");
@@ -97,7 +97,7 @@ export async function runChecks(profileFlag?: string): Promise<Check[]> {
       check: "config",
       ok: false,
       detail: messageOf(error),
-      fix: `fix the file by hand (it is never overwritten)`,
+      fix: configFix(messageOf(error), paths.config, ctx.profile),
     });
   }
 
@@ -107,7 +107,9 @@ export async function runChecks(profileFlag?: string): Promise<Check[]> {
     add(checkPort(loaded));
     add(await checkAuthDomain(loaded, readTunables().httpTimeoutMs));
   }
-  add(checkLifetime(token));
+  const claudeEnv = await settingsEnv();
+  add(checkLifetime(token, claudeEnv));
+  add(await checkClaudeEndpoint(loaded, claudeEnv, readTunables().httpTimeoutMs));
   for (const name of ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]) {
     const set = (Deno.env.get(name) ?? "") !== "";
     add({
@@ -123,32 +125,71 @@ export async function runChecks(profileFlag?: string): Promise<Check[]> {
   return checks;
 }
 
-async function checkDirectory(dir: string, lock: string): Promise<Check> {
+/**
+ * The config check's fix: what to change, where. `login` with the flag repairs a bad or
+ * missing field (it merges flags over the file); anything that is not JSON must be edited,
+ * since nothing ever overwrites a broken file.
+ */
+export function configFix(message: string, path: string, profile: string): string {
+  const onProfile = profile === "default" ? "" : ` --profile ${profile}`;
+  const login = `agent-runner-auth login${onProfile}`;
+  const flags: Record<string, string> = {
+    tenant_url: "--tenant-url URL",
+    auth_domain: "--auth-domain HOST",
+    client_id: "--client-id ID",
+    scope: '--scope "openid email profile proxy/invoke"',
+    redirect_uri: "--redirect-uri http://localhost:47621/callback",
+  };
+  const line = /^.*:(\d+): invalid JSON/.exec(message)?.[1];
+  if (line) return `correct the JSON syntax on line ${line} of ${path}, then run doctor again`;
+  const field = /field "(?:profiles\.[^"]*\.)?([^".]+)"/.exec(message)?.[1];
+  if (field && /is missing$/.test(message)) {
+    return flags[field]
+      ? `${login} ${flags[field]} (adds "${field}" to ${path})`
+      : `add "${field}" to ${path}`;
+  }
+  if (field && flags[field]) {
+    return `${login} ${flags[field]} (replaces "${field}" in ${path}), or correct it in the file`;
+  }
+  if (field) return `correct "${field}" in ${path} (the README's config table lists the values)`;
+  if (/there is no profile/.test(message)) {
+    return `${login} --tenant-url URL --auth-domain HOST --client-id ID`;
+  }
+  if (/the file is empty|expected a JSON object/.test(message)) {
+    return `write the settings as a JSON object in ${path}, or remove it and run ${login} --tenant-url URL --auth-domain HOST --client-id ID`;
+  }
+  if (/^Cannot read/.test(message)) return `make ${path} readable by you (ls -l ${path})`;
+  return `correct ${path} (it is never overwritten)`;
+}
+
+/** The config directory and lock file are private; the fix names only what exists. */
+export async function checkDirectory(dir: string, lock: string): Promise<Check> {
   // Windows has no permission bits: Deno reports every writable file as 0666 there (seen under
   // Wine), and what keeps %APPDATA% private is its per-user ACL, so only POSIX modes are checked.
   const posix = Deno.build.os !== "windows";
   try {
     const d = await Deno.stat(dir);
     const problems: string[] = [];
+    // Only files that exist and are wrong are named in the fix.
+    const fixes: string[] = [];
     if (posix && d.mode !== null && (d.mode & 0o077) !== 0) {
       problems.push(`${dir} is ${octal(d.mode)}, not 0700`);
+      fixes.push(`chmod 700 ${dir}`);
     }
     try {
-      const l = await Deno.stat(lock);
-      if (posix && l.mode !== null && (l.mode & 0o077) !== 0) {
+      const l = await Deno.lstat(lock);
+      if (!l.isFile) {
+        problems.push(`${lock} is not a regular file`);
+        fixes.push(`remove ${lock} (the next refresh or login creates it)`);
+      } else if (posix && l.mode !== null && (l.mode & 0o077) !== 0) {
         problems.push(`${lock} is ${octal(l.mode)}, not 0600`);
+        fixes.push(`chmod 600 ${lock}`);
       }
-      if (!l.isFile) problems.push(`${lock} is not a regular file`);
     } catch {
       // created on first refresh or login
     }
     if (problems.length) {
-      return {
-        check: "files",
-        ok: false,
-        detail: problems.join("; "),
-        fix: `chmod 700 ${dir}; chmod 600 ${lock}`,
-      };
+      return { check: "files", ok: false, detail: problems.join("; "), fix: fixes.join("; ") };
     }
     return {
       check: "files",
@@ -312,11 +353,54 @@ async function checkAuthDomain(loaded: LoadedConfig, timeoutMs: number): Promise
   }
 }
 
-function checkLifetime(token: { lifetimeMs: number } | null): Check {
-  const raw = Deno.env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS");
+/**
+ * The `env` blocks of Claude Code's settings files merged as Claude merges them (later files
+ * win per variable; research A.1): what the helper and Claude itself will see, since the
+ * settings `env` wins over the shell's environment. Unreadable files are skipped here (the
+ * settings checks report them).
+ */
+async function settingsEnv(): Promise<Map<string, { value: string; path: string }>> {
+  const out = new Map<string, { value: string; path: string }>();
+  try {
+    const { claudeSettingsPaths } = await import("../claude/settings.ts");
+    for (const { path } of claudeSettingsPaths()) {
+      let env: unknown;
+      try {
+        env = JSON.parse(Deno.readTextFileSync(path))?.env;
+      } catch {
+        continue;
+      }
+      if (typeof env !== "object" || env === null) continue;
+      for (const [k, v] of Object.entries(env)) {
+        if (typeof v === "string") out.set(k, { value: v, path });
+      }
+    }
+  } catch {
+    // no HOME: no settings
+  }
+  return out;
+}
+
+/** A variable as Claude Code sees it: its settings `env` first, then the environment. */
+function claudeVar(
+  env: Map<string, { value: string; path: string }>,
+  name: string,
+): { value: string; source: string } | null {
+  const s = env.get(name);
+  if (s) return { value: s.value, source: `${name}=${s.value} in ${s.path}` };
+  const e = Deno.env.get(name);
+  return e ? { value: e, source: `${name}=${e} in the environment` } : null;
+}
+
+function checkLifetime(
+  token: { lifetimeMs: number } | null,
+  claudeEnv: Map<string, { value: string; path: string }>,
+): Check {
+  const found = claudeVar(claudeEnv, "CLAUDE_CODE_API_KEY_HELPER_TTL_MS");
+  const raw = found?.value;
   const ttl = raw && /^\d+$/.test(raw.trim()) ? Number(raw) : CLAUDE_DEFAULT_TTL_MS;
-  const source = raw
-    ? `CLAUDE_CODE_API_KEY_HELPER_TTL_MS=${raw}`
+  const source = found
+    ? found.source
     : `Claude Code's default TTL (${CLAUDE_DEFAULT_TTL_MS / 60000} min)`;
   if (!token) {
     return { check: "token lifetime", ok: true, detail: `${source}; no token to compare with yet` };
@@ -337,6 +421,84 @@ function checkLifetime(token: { lifetimeMs: number } | null): Check {
   };
 }
 
+/**
+ * Where Claude Code will post (it appends `/v1/messages` to `ANTHROPIC_BASE_URL`, research
+ * A.7), and whether that route exists: a POST without any credential (never a token) answers
+ * 401/403 where the proxy serves the route and 404 where the base URL is wrong. Anthropic's
+ * own API is never probed; an unreachable host only says so (it may be reachable from where
+ * Claude runs).
+ */
+async function checkClaudeEndpoint(
+  loaded: LoadedConfig | null,
+  claudeEnv: Map<string, { value: string; path: string }>,
+  timeoutMs: number,
+): Promise<Check> {
+  const check = "claude endpoint";
+  const found = claudeVar(claudeEnv, "ANTHROPIC_BASE_URL");
+  if (!found) {
+    // The settings check below reports it as a failure; this line only says where Claude goes.
+    return {
+      check,
+      ok: true,
+      detail: "ANTHROPIC_BASE_URL is not set: Claude Code would post to api.anthropic.com",
+    };
+  }
+  let url: URL;
+  try {
+    url = new URL(`${found.value.trim().replace(/\/+$/, "")}/v1/messages?beta=true`);
+  } catch {
+    return {
+      check,
+      ok: false,
+      detail: `${found.source} is not a URL`,
+      fix: "agent-runner-auth setup claude",
+    };
+  }
+  const where = `Claude Code posts to ${url.href} (${found.source})`;
+  if (url.hostname === "api.anthropic.com") return { check, ok: true, detail: where };
+  const fix = `agent-runner-auth setup claude --base-url URL (or "anthropic_base_url" in ${
+    loaded?.path ?? "config.json"
+  }) with the base your tenant's proxy serves`;
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "anthropic-version": "2023-06-01" },
+      body: "{}",
+      redirect: "manual",
+      signal: AbortSignal.timeout(Math.min(timeoutMs, 3000)),
+    });
+    await response.body?.cancel();
+    const status = response.status;
+    if (status === 401 || status === 403) {
+      return {
+        check,
+        ok: true,
+        detail: `${where}; it answers ${status} without a token: the route exists`,
+      };
+    }
+    if (status === 404) {
+      return {
+        check,
+        ok: false,
+        detail: `${where}; it answers 404 without a token: no Messages API there`,
+        fix,
+      };
+    }
+    if (status >= 300 && status < 400) {
+      return {
+        check,
+        ok: false,
+        detail:
+          `${where}; it redirects (${status}), which Claude Code does not follow with credentials`,
+        fix,
+      };
+    }
+    return { check, ok: true, detail: `${where}; it answers ${status} without a token` };
+  } catch (error) {
+    return { check, ok: true, detail: `${where}; not reachable from here (${messageOf(error)})` };
+  }
+}
+
 async function claudeSettingsChecks(
   loaded: LoadedConfig | null,
   lifetimeMs: number | null,
@@ -346,6 +508,7 @@ async function claudeSettingsChecks(
     const files = mod.claudeSettingsPaths().map((p: { path: string }) => p.path);
     return mod.inspectClaudeSettings(files, {
       tenantUrl: loaded?.config.tenant_url ?? null,
+      baseUrl: loaded?.config.anthropic_base_url,
       profile: loaded?.profile,
       lifetimeMs,
     }) as Check[];
@@ -355,7 +518,7 @@ async function claudeSettingsChecks(
 }
 
 function render(checks: Check[]): string {
-  const color = Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR");
+  const color = Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR");
   const mark = (ok: boolean) =>
     ok ? (color ? "\x1b[32m✓\x1b[0m" : "✓") : (color ? "\x1b[31m✗\x1b[0m" : "✗");
   const lines = checks.map((c) =>

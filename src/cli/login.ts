@@ -17,24 +17,17 @@ import {
   mergeConfig,
   writeConfig,
 } from "../config/config.ts";
-import { AppError, ConfigError, UsageError } from "../errors.ts";
+import { AppError, LoginRequiredError } from "../errors.ts";
 import { openLockFile } from "../lock/open.ts";
 import { browserLogin } from "../oauth/login.ts";
 import { openStore } from "../store/select.ts";
-import { detectInteractivity } from "../term/interactive.ts";
+import { detectInteractivity, planLogin } from "../term/interactive.ts";
 import { save } from "../token/get_token.ts";
 import { writeLoginState } from "../token/login_state.ts";
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 import { makeContext } from "./context.ts";
+import { checkLoginFlags, loginUpdates } from "./login_flags.ts";
 import { makeSay, stderrLine } from "./output.ts";
-
-const FLAG_FOR_FIELD: Record<string, string> = {
-  tenant_url: "--tenant-url",
-  auth_domain: "--auth-domain",
-  client_id: "--client-id",
-  scope: "--scope",
-  redirect_uri: "--redirect-uri",
-};
 
 /** The `login` verb. */
 export const loginVerb: Verb = {
@@ -57,7 +50,7 @@ Flags given are saved to the config (unknown fields in it are kept); later login
 
 Examples:
   agent-runner-auth login --tenant-url https://acme.proxy.example.com \\
-      --auth-domain auth.example.com --client-id 1example23456789 --scope "openid email proxy/invoke"
+      --auth-domain auth.example.com --client-id 1example23456789 --scope "openid email profile proxy/invoke"
   agent-runner-auth login --no-browser     # over SSH`,
   options: {
     "tenant-url": { type: "string" },
@@ -74,32 +67,19 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   const ctx = makeContext(values.profile as string | undefined);
   const { paths, tunables } = ctx;
   const existing = loadConfigObject(paths.config); // not JSON: refused, never overwritten
-  const updates = {
-    tenant_url: values["tenant-url"] as string | undefined,
-    auth_domain: values["auth-domain"] as string | undefined,
-    client_id: values["client-id"] as string | undefined,
-    scope: values["scope"] as string | undefined,
-    redirect_uri: values["redirect-uri"] as string | undefined,
-  };
-  let loaded: LoadedConfig;
-  try {
-    loaded = mergeConfig(existing, updates, paths.config, ctx.profile);
-  } catch (error) {
-    const missing = error instanceof ConfigError &&
-      /field "(?:profiles\.[\w-]+\.)?(\w+)" is missing/.exec(error.message);
-    if (missing && FLAG_FOR_FIELD[missing[1]]) {
-      throw new UsageError(
-        `login: ${FLAG_FOR_FIELD[missing[1]]} is required (${paths.config} has no ${missing[1]})`,
-      );
-    }
-    throw error;
-  }
+  // Flags are judged as flags first: a bad value or missing flags exit 2 naming the flag.
+  const updates = loginUpdates(values);
+  checkLoginFlags(updates, existing, paths.config, ctx.profile);
+  const loaded: LoadedConfig = mergeConfig(existing, updates, paths.config, ctx.profile);
+
+  // Decided before anything slow: a login that cannot work here fails at once, in one line.
+  const inter = detectInteractivity();
+  const paste = pasteReader(inter.terminal);
+  const plan = planLogin(inter.browser, paste !== null, values["no-browser"] === true);
+  if ("fail" in plan) throw new LoginRequiredError(plan.fail);
 
   // verify: a locked or never-created keyring still answers lookups; only a write proves it.
   const store = await openStore(loaded, Deno.env, { verify: true });
-  const inter = detectInteractivity();
-  const noBrowser = values["no-browser"] === true;
-  const browser = noBrowser ? null : inter.browser;
   const say = makeSay(inter.terminal);
 
   await ensurePrivateDir(paths.dir);
@@ -116,12 +96,13 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
     let grant;
     try {
       grant = await browserLogin(loaded, {
-        browser,
-        paste: browser === null && Deno.stdin.isTerminal(),
+        browser: plan.browser,
+        paste: plan.paste,
+        pasteBecause: plan.pasteBecause,
         timeoutMs: tunables.loginTimeoutMs,
         requestTimeoutMs: tunables.httpTimeoutMs,
         say,
-        readLine: readTerminalLine,
+        readLine: paste ?? undefined,
       });
     } catch (error) {
       const abandoned = error instanceof AppError && /timed out/i.test(error.message);
@@ -155,14 +136,35 @@ async function runLogin(values: Record<string, string | boolean | undefined>): P
   }
 }
 
-/** One line typed on stdin when it is a terminal (paste mode), else `null`. */
-async function readTerminalLine(): Promise<string | null> {
-  if (!Deno.stdin.isTerminal()) return null;
+/**
+ * Where a pasted line can be read: stdin when it is a terminal, else the controlling terminal
+ * (`/dev/tty`, Unix) when there is one; `null` when neither.
+ */
+function pasteReader(terminal: "stdio" | "devtty" | null): (() => Promise<string | null>) | null {
+  if (Deno.stdin.isTerminal()) return () => readLine(Deno.stdin);
+  if (terminal === null || Deno.build.os === "windows") return null;
+  let tty: Deno.FsFile | null | undefined;
+  return () => {
+    if (tty === undefined) {
+      try {
+        tty = Deno.openSync("/dev/tty", { read: true });
+      } catch {
+        tty = null;
+      }
+    }
+    return tty ? readLine(tty) : Promise.resolve(null);
+  };
+}
+
+/** One line read from a terminal (at most 64 KiB), or `null` at its end. */
+async function readLine(
+  from: { read(p: Uint8Array): Promise<number | null> },
+): Promise<string | null> {
   const chunks: Uint8Array[] = [];
   const buf = new Uint8Array(4096);
   let total = 0;
   while (total < 64 * 1024) {
-    const n = await Deno.stdin.read(buf);
+    const n = await from.read(buf);
     if (n === null) return chunks.length ? decode(chunks) : null;
     chunks.push(buf.slice(0, n));
     total += n;

@@ -4,6 +4,13 @@
  * nothing in the keychain even when the network is down. A 503 or a transport failure is
  * retried twice with back-off. With `--all`, every profile in the config.
  *
+ * It takes the profile's exclusive lock first, as `token` does before a refresh or a login
+ * (SPEC.md §1.4): a refresh in flight finishes and saves, and then its tokens are the ones
+ * revoked and removed; nothing is written back after "signed out" (issue 11 #1). The wait is
+ * bounded by `AGENT_RUNNER_LOCK_TIMEOUT_MS` and said once on stderr. Under the same lock it
+ * records `signed_out` in the login-state file, so a `token` call that began before the logout
+ * does not open a browser to sign straight back in.
+ *
  * When the profile's config has a `logout_uri` (a registered sign-out URL), the managed-login
  * `/logout` page is opened too (or its URL printed), since Cognito's 1-hour session cookie
  * would otherwise sign the next `login` straight back in (research B.7, B.11).
@@ -11,14 +18,22 @@
  * @module
  */
 
-import { loadConfigObject, profileNames, validateConfig } from "../config/config.ts";
-import { profileItems, selectProfile } from "../config/profile.ts";
-import { resolvePaths } from "../config/paths.ts";
-import { readTunables } from "../config/tunables.ts";
+import {
+  ensurePrivateDir,
+  loadConfigObject,
+  profileNames,
+  validateConfig,
+} from "../config/config.ts";
+import { profileFiles, profileItems, selectProfile } from "../config/profile.ts";
+import { type Paths, resolvePaths } from "../config/paths.ts";
+import { readTunables, type Tunables } from "../config/tunables.ts";
 import { ConfigError, NetworkError } from "../errors.ts";
+import type { HeldLock } from "../lock/lock.ts";
+import { openLockFile } from "../lock/open.ts";
 import { openStore } from "../store/select.ts";
+import { writeLoginState } from "../token/login_state.ts";
 import { decodeRefresh } from "../token/record.ts";
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 import { stderrLine } from "./output.ts";
 
 const RETRY_DELAYS_MS = [500, 1500];
@@ -54,7 +69,7 @@ Examples:
     let firstError: unknown;
     for (const profile of names) {
       try {
-        await logoutProfile(raw, paths.config, profile, tunables.httpTimeoutMs);
+        await logoutProfile(raw, paths, profile, tunables);
       } catch (error) {
         firstError ??= error;
         if (names.length > 1) {
@@ -69,13 +84,53 @@ Examples:
 
 async function logoutProfile(
   raw: Record<string, unknown>,
+  paths: Paths,
+  profile: string,
+  tunables: Tunables,
+) {
+  const loaded = validateConfig(raw, paths.config, profile);
+  const store = await openStore(loaded);
+  const items = profileItems(profile);
+  const files = profileFiles(paths, profile);
+  const held = await takeLock(paths.dir, files.lock, profile, tunables.lockTimeoutMs);
+  try {
+    await revokeAndDelete(loaded, store, items, tunables.httpTimeoutMs, profile);
+    await writeLoginState(files.loginState, {
+      status: "signed_out",
+      pid: Deno.pid,
+      at: Date.now(),
+    });
+  } finally {
+    held.release();
+  }
+  await openSignOutPage(loaded);
+}
+
+/** The profile's exclusive lock, the one `token` refreshes under; the wait is said once. */
+async function takeLock(
+  dir: string,
   path: string,
   profile: string,
   timeoutMs: number,
+): Promise<HeldLock> {
+  await ensurePrivateDir(dir);
+  const lock = await openLockFile(path);
+  return await lock.acquire({
+    timeoutMs,
+    onWait: () =>
+      stderrLine(
+        `Waiting for another agent-runner-auth (profile ${profile}) to finish before signing out…`,
+      ),
+  });
+}
+
+async function revokeAndDelete(
+  loaded: ReturnType<typeof validateConfig>,
+  store: Awaited<ReturnType<typeof openStore>>,
+  items: { access: string; refresh: string },
+  timeoutMs: number,
+  profile: string,
 ) {
-  const loaded = validateConfig(raw, path, profile);
-  const store = await openStore(loaded);
-  const items = profileItems(profile);
   const refreshRaw = await store.get(items.refresh);
   const refresh = refreshRaw ? decodeRefresh(refreshRaw) : null;
   let revoked = "no refresh token to revoke";
@@ -111,7 +166,10 @@ async function logoutProfile(
       removed === 1 ? "" : "s"
     } from ${store.backend}`,
   );
+}
 
+/** With a `logout_uri` in the config: the hosted UI's `/logout` page (printed, and opened). */
+async function openSignOutPage(loaded: ReturnType<typeof validateConfig>) {
   const logoutUri = loaded.section.logout_uri;
   if (typeof logoutUri === "string" && logoutUri !== "") {
     const url = new URL(`${loaded.authBase.href.replace(/\/$/, "")}/logout`);

@@ -1,7 +1,9 @@
 /**
- * The two output channels (STYLE.md §5): stdout carries `token`'s one line and nothing else;
- * everything for humans goes to stderr as single lines prefixed with the program name, because
- * Claude Code shows a failing helper's stderr as `apiKeyHelper failed: exited N: <stderr>`.
+ * The two output channels (STYLE.md §5): stdout is the answer a verb was asked for (`token`'s
+ * one line and nothing else; the help, the version, `status` and `doctor`, so `--help | less`
+ * works as with git, gh and kubectl); stderr is the conversation (progress, prompts, warnings,
+ * errors) as single lines prefixed with the program name, because Claude Code shows a failing
+ * helper's stderr as `apiKeyHelper failed: exited N: <stderr>`.
  *
  * No imports: this is on the cached path.
  *
@@ -31,12 +33,24 @@ export function stderrLine(message: string): void {
   }
 }
 
-/** Plain text on stderr (help, status tables) without the prefix. */
+/** Plain text on stderr without the prefix (a report that is not the verb's answer). */
 export function stderrText(text: string): void {
   try {
     writeAll(Deno.stderr, encoder.encode(text.endsWith("\n") ? text : text + "\n"));
   } catch {
     // stderr closed
+  }
+}
+
+/**
+ * What the user asked for, on stdout: help, `status`, `doctor`. A closed pipe (`| head`) ends
+ * the output quietly instead of turning into an internal error.
+ */
+export function stdoutText(text: string): void {
+  try {
+    writeAll(Deno.stdout, encoder.encode(text.endsWith("\n") ? text : text + "\n"));
+  } catch {
+    // stdout closed by the reader (`| head`): it has what it wanted
   }
 }
 

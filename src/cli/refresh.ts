@@ -13,7 +13,7 @@ import { DEFAULT_POLICY, policyFromEnv } from "../token/classify.ts";
 import { getToken } from "../token/get_token.ts";
 import { decodeAccess } from "../token/record.ts";
 import { makeContext } from "./context.ts";
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 import { stderrLine } from "./output.ts";
 import { logWarning, tokenDeps } from "./token.ts";
 
@@ -47,9 +47,12 @@ Examples:
     );
     deps.force = values.force === true;
     deps.strict = true;
+    // Its failure speaks of what `refresh` does (renew a stored sign-in), never of a browser
+    // being held back by the cooldown (issue 13 item 6).
+    deps.signsIn = false;
     deps.interactivity = () => ({
       interactive: false,
-      reason: "`refresh` never opens a browser",
+      reason: "`refresh` only renews a stored sign-in",
       terminal: null,
       browser: null,
     });

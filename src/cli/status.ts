@@ -5,7 +5,7 @@
  *
  * `--json` prints one object on stdout (data, not status), shape version 1:
  *
- *     { "version": 1, "config_path": "...", "log_path": "...",
+ *     { "version": 1, "config_path": "...", "log_path": "...", "error": null,
  *       "profiles": [ { "profile": "default", "tenant_url": "...", "auth_domain": "...",
  *         "client_id": "...", "store": "secret-service", "signed_in": true,
  *         "user": { "email": "...", "username": "..." } | null,
@@ -15,7 +15,7 @@
  *         "error": null } ] }
  *
  * Exit 0 when every profile shown has a usable session (a valid access token or a refresh
- * token), 1 otherwise.
+ * token), 1 otherwise, 3 for any config error (then the top-level `error` says which).
  *
  * @module
  */
@@ -27,8 +27,8 @@ import { AppError, ConfigError } from "../errors.ts";
 import { openStore } from "../store/select.ts";
 import { isFresh, isUsable, policyFromEnv } from "../token/classify.ts";
 import { decodeAccess, decodeRefresh } from "../token/record.ts";
-import type { Verb } from "./dispatch.ts";
-import { stderrText } from "./output.ts";
+import type { Verb } from "./verb.ts";
+import { stdoutText } from "./output.ts";
 
 /** One profile's status, as `--json` prints it. */
 export interface ProfileStatus {
@@ -66,30 +66,55 @@ Examples:
   options: { json: { type: "boolean" } },
   run: async (values) => {
     const paths = resolvePaths();
-    const raw = loadConfigObject(paths.config);
-    if (!raw) {
-      throw new ConfigError(
-        `Not configured: ${paths.config} does not exist; run \`agent-runner-auth login --tenant-url URL --auth-domain HOST --client-id ID\``,
-      );
+    // Every config problem is handled alike (issue 13 point 7): a missing file, one that is
+    // not JSON and a profile with a bad or missing field all exit 3, and `--json` still prints
+    // its one object, with the reason in `error`, before the one stderr line.
+    let raw: Record<string, unknown> | null = null;
+    let configError: ConfigError | null = null;
+    try {
+      raw = loadConfigObject(paths.config);
+      if (!raw) {
+        throw new ConfigError(
+          `Not configured: ${paths.config} does not exist; run \`agent-runner-auth login --tenant-url URL --auth-domain HOST --client-id ID\``,
+        );
+      }
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      configError = error;
     }
-    const explicit = values.profile !== undefined || Deno.env.get("AGENT_RUNNER_PROFILE");
-    const names = explicit
-      ? [selectProfile(values.profile as string | undefined)]
-      : profileNames(raw);
     const statuses: ProfileStatus[] = [];
-    for (const name of names) statuses.push(await profileStatus(raw, paths.config, name));
+    const broken = new Set<string>();
+    if (raw) {
+      const explicit = values.profile !== undefined || Deno.env.get("AGENT_RUNNER_PROFILE");
+      const names = explicit
+        ? [selectProfile(values.profile as string | undefined)]
+        : profileNames(raw);
+      for (const name of names) {
+        const { status, configError: bad } = await profileStatus(raw, paths.config, name);
+        statuses.push(status);
+        if (bad) broken.add(name);
+        configError ??= bad;
+      }
+    }
 
     if (values.json) {
-      console.log(
+      stdoutText(
         JSON.stringify(
-          { version: 1, config_path: paths.config, log_path: paths.log, profiles: statuses },
+          {
+            version: 1,
+            config_path: paths.config,
+            log_path: paths.log,
+            error: configError?.message ?? null,
+            profiles: statuses,
+          },
           null,
           2,
         ),
       );
-    } else {
-      stderrText(render(statuses, paths.config, paths.log));
+    } else if (statuses.length > 0 || !configError) {
+      stdoutText(render(statuses, paths.config, paths.log, broken));
     }
+    if (configError) throw configError;
     return statuses.length > 0 && statuses.every((s) => s.signed_in) ? 0 : 1;
   },
 };
@@ -98,7 +123,8 @@ async function profileStatus(
   raw: Record<string, unknown>,
   path: string,
   profile: string,
-): Promise<ProfileStatus> {
+): Promise<{ status: ProfileStatus; configError: ConfigError | null }> {
+  let configError: ConfigError | null = null;
   const status: ProfileStatus = {
     profile,
     tenant_url: null,
@@ -152,17 +178,28 @@ async function profileStatus(
     status.signed_in = status.refresh_token.present ||
       (access?.ok === true && isUsable(access.record, now));
   } catch (error) {
+    if (error instanceof ConfigError) configError = error;
     status.error = error instanceof AppError || error instanceof Error
       ? error.message
       : String(error);
   }
-  return status;
+  return { status, configError };
 }
 
-function render(statuses: ProfileStatus[], configPath: string, logPath: string): string {
+function render(
+  statuses: ProfileStatus[],
+  configPath: string,
+  logPath: string,
+  broken: ReadonlySet<string>,
+): string {
   const lines: string[] = [];
   for (const s of statuses) {
-    lines.push(`Profile ${s.profile}: ${s.signed_in ? "signed in" : "NOT signed in"}`);
+    const state = s.signed_in
+      ? "signed in"
+      : broken.has(s.profile)
+      ? "config error"
+      : "NOT signed in";
+    lines.push(`Profile ${s.profile}: ${state}`);
     if (s.tenant_url) lines.push(`  tenant       ${s.tenant_url}`);
     if (s.auth_domain) lines.push(`  auth domain  ${s.auth_domain}`);
     if (s.user) {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Verb } from "./dispatch.ts";
+import type { Verb } from "./verb.ts";
 
 /** The `token` verb for the parser. */
 export const tokenVerb: Verb = {

@@ -22,6 +22,7 @@ import type { LoadedConfig } from "../config/config.ts";
 import { isLoopbackHost } from "../config/config.ts";
 import { AuthError, NetworkError } from "../errors.ts";
 import { debug } from "../log.ts";
+import { patientDeadline } from "../store/timeout.ts";
 import {
   type AccessRecord,
   isTokenLike,
@@ -67,11 +68,14 @@ export function publicClient(loaded: LoadedConfig): oauth.Client {
   return { client_id: loaded.config.client_id, [oauth.clockTolerance]: 60 };
 }
 
-/** oauth4webapi options: timeout, and plain http only for a loopback auth domain. */
-export function httpOptions(loaded: LoadedConfig, timeoutMs: number) {
+/**
+ * oauth4webapi options: timeout, and plain http only for a loopback auth domain. `signal`, when
+ * given, replaces the plain timeout (a {@linkcode patientDeadline}).
+ */
+export function httpOptions(loaded: LoadedConfig, timeoutMs: number, signal?: AbortSignal) {
   const insecure = loaded.authBase.protocol === "http:" && isLoopbackHost(loaded.authBase.hostname);
   return {
-    signal: AbortSignal.timeout(timeoutMs),
+    signal: signal ?? AbortSignal.timeout(timeoutMs),
     ...(insecure ? { [oauth.allowInsecureRequests]: true } : {}),
   };
 }
@@ -142,15 +146,27 @@ async function grant(
   const now = options.now ?? Date.now;
   const client = publicClient(loaded);
   const started = now();
-  const response = await send(
-    "token endpoint",
-    () => request(authorizationServer(loaded), client, httpOptions(loaded, options.timeoutMs)),
-    options.timeoutMs,
-  );
-  const as = authorizationServer(loaded, await peekIssuer(response));
-  applyServerClock(client, response, now);
-  const result = await processGrant(what, () => process(as, client, response));
-  return toGrantResult(result, started, as.issuer);
+  // Counts only time this process was run: a grant the server carried out is not thrown away
+  // because a busy machine ran our timer late (with rotation on, that ends the session).
+  const deadline = patientDeadline(options.timeoutMs);
+  try {
+    const response = await send(
+      "token endpoint",
+      () =>
+        request(
+          authorizationServer(loaded),
+          client,
+          httpOptions(loaded, options.timeoutMs, deadline.signal),
+        ),
+      options.timeoutMs,
+    );
+    const as = authorizationServer(loaded, expectedIssuer(loaded, await peekIssuer(response)));
+    applyServerClock(client, response, now);
+    const result = await processGrant(what, () => process(as, client, response));
+    return toGrantResult(result, started, as.issuer);
+  } finally {
+    deadline.cancel();
+  }
 }
 
 /**
@@ -297,13 +313,74 @@ function toGrantResult(
 
 function userFromIdToken(r: oauth.TokenEndpointResponse): UserInfo | undefined {
   const claims = oauth.getValidatedIdTokenClaims(r);
-  if (!claims) return undefined;
+  return claims ? userFromClaims(claims) : undefined;
+}
+
+/** The display claims of an ID token or a userInfo answer (Cognito's names, then OIDC's). */
+function userFromClaims(claims: Record<string, unknown>): UserInfo {
   const user: UserInfo = {};
   if (typeof claims.sub === "string") user.sub = claims.sub;
   if (typeof claims.email === "string") user.email = claims.email;
-  const username = claims["cognito:username"] ?? claims.preferred_username;
+  // Cognito's ID token says `cognito:username`, its userInfo `username`; OIDC says
+  // `preferred_username`.
+  const username = claims["cognito:username"] ?? claims.username ?? claims.preferred_username;
   if (typeof username === "string") user.username = username;
   return user;
+}
+
+/** True when `user` names someone (`status` and `login` can show an email or a username). */
+export function namesUser(user: UserInfo | undefined): boolean {
+  return Boolean(user?.email || user?.username);
+}
+
+/**
+ * Asks `/oauth2/userInfo` (OIDC Core §5.3) who the access token belongs to, for providers
+ * that keep profile claims out of the ID token (the OpenID default for the code flow, §5.4;
+ * issue 13 item 8). Only for display: a failure (no `openid` scope, timeout, a `sub` other
+ * than the ID token's) is ignored with a debug line and the user stays unknown.
+ */
+export async function fetchUserInfo(
+  loaded: LoadedConfig,
+  accessToken: string,
+  expectedSub: string | undefined,
+  options: RequestOptions,
+): Promise<UserInfo | undefined> {
+  const as = authorizationServer(loaded);
+  const client = publicClient(loaded);
+  const started = performance.now();
+  try {
+    const response = await oauth.userInfoRequest(
+      as,
+      client,
+      accessToken,
+      httpOptions(loaded, options.timeoutMs),
+    );
+    const claims = await oauth.processUserInfoResponse(
+      as,
+      client,
+      expectedSub ?? oauth.skipSubjectCheck,
+      response,
+    );
+    const user = userFromClaims(claims as unknown as Record<string, unknown>);
+    debug(
+      `userInfo: HTTP ${response.status} in ${Math.round(performance.now() - started)} ms, ${
+        namesUser(user) ? "names the user" : "names no email or username"
+      }`,
+    );
+    return namesUser(user) ? user : undefined;
+  } catch (error) {
+    const why = error instanceof oauth.WWWAuthenticateChallengeError
+      ? `HTTP ${error.status}`
+      : error instanceof Error
+      ? `${error.name}: ${error.message.split("\n")[0]}`
+      : String(error);
+    debug(
+      `userInfo failed after ${
+        Math.round(performance.now() - started)
+      } ms (${why}); the user stays unknown`,
+    );
+    return undefined;
+  }
 }
 
 /**
@@ -321,6 +398,41 @@ async function peekIssuer(response: Response): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The issuer the ID token must name. A pinned `issuer` (config) is the only one accepted, at
+ * login and at every refresh: an auth domain that now answers for another user pool (a
+ * redirected or replaced `auth_domain`) is refused before anything is stored (issue 11 #3).
+ * Without a pin, the token's own `iss` is taken (and `login` then pins it).
+ *
+ * @throws {AuthError} `issuer_mismatch` naming the config field and both values; the caller
+ * keeps every stored token (nothing was saved yet).
+ */
+export function expectedIssuer(
+  loaded: LoadedConfig,
+  tokenIssuer: string | undefined,
+): string | undefined {
+  const pinned = loaded.config.issuer;
+  if (pinned === undefined) return tokenIssuer;
+  if (tokenIssuer !== undefined && tokenIssuer !== pinned) {
+    throw new AuthError(
+      `The ID token's issuer ${JSON.stringify(printable(tokenIssuer))} is not the pinned ` +
+        `issuer ${JSON.stringify(pinned)} (field "issuer" in ${loaded.path}); the stored ` +
+        "tokens are kept. If the user pool really changed, fix issuer and run " +
+        "`agent-runner-auth login`",
+      ISSUER_MISMATCH,
+    );
+  }
+  return pinned;
+}
+
+/** {@linkcode AuthError.oauthError} of a pinned-issuer mismatch (not an OAuth error code). */
+export const ISSUER_MISMATCH = "issuer_mismatch";
+
+/** A server-chosen string cut to a sane length, control characters replaced, for messages. */
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
 }
 
 /** Tolerates a skewed local clock for ID-token time checks, using the response's `Date`. */

@@ -10,6 +10,13 @@
  *   on another site cannot reach us through DNS rebinding), a bounded query, and the expected
  *   `state` (checked by oauth4webapi). Anything else gets an error page and is ignored, so a
  *   stray or forged request cannot end the login, while a genuine `?error=` is reported.
+ * - Serves the browser's start page (SPEC.md §1.3): the browser is opened at
+ *   `http://<redirect host>:<port>/start/<32 random bytes>`, which answers 302 to the authorize
+ *   URL, so `state`, `nonce` and the PKCE challenge never appear in the browser's argv
+ *   (`/proc/PID/cmdline` is readable by every local user, who could otherwise race a callback
+ *   of their own: login CSRF, issue 11 finding 5). The path is in that argv, so it is served
+ *   once: a second request means someone else read it, and since we cannot tell which request
+ *   was the browser's, the sign-in is cancelled rather than risk finishing someone else's.
  *
  * Needs `--allow-net`.
  *
@@ -31,7 +38,15 @@ export interface CallbackListener {
   result: Promise<URLSearchParams>;
   /** Stops listening; safe to call more than once. */
   close(): Promise<void>;
+  /**
+   * Serves a one-time start page that redirects to `authorizeUrl`; returns its URL (the one to
+   * give the browser). Call at most once.
+   */
+  serveStart(authorizeUrl: string): string;
 }
+
+/** Where the start page lives: a fixed prefix plus an unguessable segment. */
+export const START_PREFIX = "/start/";
 
 /** What the listener needs to check a callback. */
 export interface CallbackCheck {
@@ -66,6 +81,8 @@ function tryListen(target: URL, uri: string, check: CallbackCheck): CallbackList
   let settle!: { resolve: (p: URLSearchParams) => void; reject: (e: Error) => void };
   const result = new Promise<URLSearchParams>((resolve, reject) => (settle = { resolve, reject }));
   let done = false;
+  /** The start page, once {@linkcode CallbackListener.serveStart} was called. */
+  const start: StartPage = { path: null, location: "", served: 0 };
 
   const close = async () => {
     done = true;
@@ -79,7 +96,7 @@ function tryListen(target: URL, uri: string, check: CallbackCheck): CallbackList
     if ("params" in outcome) settle.resolve(outcome.params);
     else settle.reject(outcome.error);
   };
-  const handler = (request: Request) => handle(request, target, check, () => done, finish);
+  const handler = (request: Request) => handle(request, target, check, start, () => done, finish);
 
   for (const [i, hostname] of hosts.entries()) {
     try {
@@ -96,13 +113,36 @@ function tryListen(target: URL, uri: string, check: CallbackCheck): CallbackList
       );
     }
   }
-  return { redirectUri: uri, result, close };
+  const serveStart = (authorizeUrl: string): string => {
+    if (start.path !== null) throw new Error("serveStart called twice");
+    const random = crypto.getRandomValues(new Uint8Array(32));
+    start.path = START_PREFIX + base64url(random);
+    start.location = authorizeUrl;
+    return new URL(start.path, target).href;
+  };
+  return { redirectUri: uri, result, close, serveStart };
+}
+
+/** The one-time start page's state. */
+interface StartPage {
+  path: string | null;
+  location: string;
+  /** Requests answered so far. */
+  served: number;
+}
+
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
+    /=+$/,
+    "",
+  );
 }
 
 function handle(
   request: Request,
   target: URL,
   check: CallbackCheck,
+  start: StartPage,
   isDone: () => boolean,
   finish: (outcome: { params: URLSearchParams } | { error: Error }) => void,
 ): Response {
@@ -111,6 +151,7 @@ function handle(
   const hostHeader = request.headers.get("host") ?? "";
   if (!isExpectedHost(hostHeader, target)) return page(400, "Unexpected Host header.");
   const url = new URL(request.url);
+  if (start.path !== null && url.pathname === start.path) return startPage(start, isDone, finish);
   if (url.pathname !== target.pathname) return page(404, "Not found.");
   if (isDone()) return page(410, "This sign-in has already finished. You can close this tab.");
 
@@ -130,6 +171,41 @@ function handle(
   if (!code) return page(400, "The callback carries no authorization code; ignored.");
   finish({ params });
   return page(200, "Signed in to agent-runner-auth. You can close this tab.");
+}
+
+/**
+ * The first request gets the redirect to the authorize URL. A second one while the sign-in
+ * runs cancels it: the path was in the browser's argv, and one of the two requests was not
+ * the browser's (a reload of a finished sign-in just gets 410).
+ */
+function startPage(
+  start: StartPage,
+  isDone: () => boolean,
+  finish: (outcome: { params: URLSearchParams } | { error: Error }) => void,
+): Response {
+  if (isDone()) return page(410, "This sign-in has already finished. You can close this tab.");
+  if (start.served++ === 0) {
+    return new Response(null, {
+      status: 302,
+      headers: {
+        location: start.location,
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+      },
+    });
+  }
+  finish({
+    error: new LoginFailedError(
+      "The sign-in page was requested twice (another program on this machine may have read " +
+        "its address), so this sign-in was cancelled to be safe; run `agent-runner-auth login` " +
+        "to try again",
+    ),
+  });
+  return page(
+    409,
+    "This sign-in link was opened twice, so the sign-in was cancelled. " +
+      "Return to the terminal and start again.",
+  );
 }
 
 /** Host header must name the loopback host and port we bound (DNS-rebinding defence). */

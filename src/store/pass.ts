@@ -2,7 +2,8 @@
  * The `pass` backend (the standard Unix password manager; SPEC.md §4 names it the Linux
  * fallback when no Secret Service answers). Every call runs the `pass` script as a child:
  *
- *     set     pass insert -m -f agent-runner-auth/<item>    (the value on stdin, never argv)
+ *     set     pass insert -m -f agent-runner-auth/<item>.tmp-<random>    (the value on stdin,
+ *             never argv), then renamed onto agent-runner-auth/<item>   (`pass mv -f` in git)
  *     get     pass show agent-runner-auth/<item>
  *     delete  pass rm -f agent-runner-auth/<item>
  *
@@ -16,6 +17,14 @@
  * "Error: <name> is not in the password store." on stderr; every other failure is an error,
  * never "no token". `show` of a *folder* prints a tree and exits 0, which is why every item is a
  * leaf under one folder and item names are restricted to a safe alphabet.
+ *
+ * Why a write goes through a temporary entry (issue 11 #6): gpg opens its output with `O_TRUNC`
+ * and writes in place (strace of `pass insert`), so a write killed half-way (the store timeout,
+ * a closed terminal) would leave a truncated entry: after a refresh with rotation, the only
+ * copy of the new refresh token gone and the old one too, and meanwhile a lock-free cached read
+ * could find half a file. A `rename(2)` within the store (what `pass mv` does too) means a
+ * reader sees the old entry or the new one, whole. A temporary entry left by a killed write is removed by a
+ * later write of the same item once it is a minute old.
  *
  * Why the child environment gets `PASSWORD_STORE_GPG_OPTS="--batch --pinentry-mode error …"`:
  * a passphrase-protected key whose passphrase gpg-agent has not cached makes gpg ask through
@@ -58,6 +67,11 @@ export interface PassStoreOptions {
   /** Bound on each call; default `AGENT_RUNNER_STORE_TIMEOUT_MS` (3 s), read at call time. */
   timeoutMs?: number;
 }
+
+/** What a temporary entry adds to its item's name: `<item>.tmp-<8 hex>`. */
+export const TEMP_MARK = ".tmp-";
+/** A temporary entry this old is a killed write's, not one in flight. */
+const LEFTOVER_AGE_MS = 60_000;
 
 /** Item names become file names in the password store: no `/`, no leading dot, no spaces. */
 const ITEM_NAME = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,127}$/;
@@ -111,8 +125,67 @@ export class PassStore implements TokenStore {
       // TextEncoder would silently turn a lone surrogate into U+FFFD: refuse rather than change.
       throw new TypeError("The value contains a lone UTF-16 surrogate and cannot be stored as is");
     }
-    const r = await this.#run("insert", ["-m", "-f", entry], value);
-    if (r.code !== 0) throw this.#failure("insert", entry, r);
+    const temp = `${entry}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      const r = await this.#run("insert", ["-m", "-f", temp], value);
+      if (r.code !== 0) throw this.#failure("insert", entry, r);
+      await this.#moveIntoPlace(temp, entry);
+    } catch (error) {
+      await this.#run("rm", ["-f", temp]).catch(() => {}); // best effort; the next write retries
+      throw error;
+    }
+    await this.#removeLeftovers(item);
+  }
+
+  /**
+   * Renames the temporary entry onto `entry` (module doc). Both live in the same folder, so
+   * they share its `.gpg-id` recipients and nothing needs re-encrypting: a plain `rename(2)` of
+   * the `.gpg` file does it. `pass mv -f` would do the same `mv` but then runs gpg three more
+   * times to check the recipients (over 3 s on a loaded machine, measured), so it is used only
+   * where pass must also record the move: a store kept in git.
+   */
+  async #moveIntoPlace(temp: string, entry: string): Promise<void> {
+    const found = this.availability();
+    const storeDir = found.ok ? found.storeDir : null;
+    let git = true;
+    try {
+      if (storeDir) git = Deno.statSync(`${storeDir}/.git`).isDirectory;
+    } catch {
+      git = false;
+    }
+    if (!storeDir || git) {
+      const m = await this.#run("mv", ["-f", temp, entry]);
+      if (m.code !== 0) throw this.#failure("mv", entry, m);
+      return;
+    }
+    try {
+      await Deno.rename(`${storeDir}/${temp}.gpg`, `${storeDir}/${entry}.gpg`);
+    } catch (error) {
+      const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+      throw new StoreError("failed", `Cannot move the new pass entry ${entry} into place: ${why}`);
+    }
+  }
+
+  /**
+   * Temporary entries of `item` that a killed write left behind (module doc), found in the
+   * store directory and removed through `pass rm`. Best effort: a failure here is not the
+   * write's failure.
+   */
+  async #removeLeftovers(item: string): Promise<void> {
+    const found = this.availability();
+    if (!found.ok) return;
+    try {
+      const folder = `${found.storeDir}/${PASS_FOLDER}`;
+      for (const e of Deno.readDirSync(folder)) {
+        if (!e.isFile || !e.name.startsWith(`${item}${TEMP_MARK}`)) continue;
+        // A younger one may be another writer's, in flight.
+        const age = Date.now() - (Deno.statSync(`${folder}/${e.name}`).mtime?.getTime() ?? 0);
+        if (age < LEFTOVER_AGE_MS) continue;
+        await this.#run("rm", ["-f", `${PASS_FOLDER}/${e.name.replace(/\.gpg$/, "")}`]);
+      }
+    } catch {
+      // unreadable folder, a timeout: the entries stay until the next write
+    }
   }
 
   async delete(item: string): Promise<boolean> {

@@ -1,6 +1,11 @@
 import { StoreError } from "../errors.ts";
 import { assertStoreError, same } from "../../test/store_contract.ts";
-import { boundStoreCall, DEFAULT_STORE_TIMEOUT_MS, storeTimeoutMs } from "./timeout.ts";
+import {
+  boundStoreCall,
+  DEFAULT_STORE_TIMEOUT_MS,
+  patientTimer,
+  storeTimeoutMs,
+} from "./timeout.ts";
 
 Deno.test("boundStoreCall: a call that never answers loses to the timer, which runs onTimeout", async () => {
   let cleanedUp = false;
@@ -51,4 +56,50 @@ Deno.test("storeTimeoutMs: AGENT_RUNNER_STORE_TIMEOUT_MS when a positive integer
     same(storeTimeoutMs(() => String(raw)), want, `for "${raw}"`);
   }
   same(storeTimeoutMs(() => undefined), DEFAULT_STORE_TIMEOUT_MS, "unset");
+});
+
+/** A patient timer driven by hand: a fake clock and the scheduled ticks in a queue. */
+function drivenTimer(timeoutMs: number, step: number) {
+  let clock = 0;
+  const ticks: { ms: number; fn: () => void }[] = [];
+  let expired = false;
+  const cancel = patientTimer(timeoutMs, () => expired = true, {
+    step,
+    now: () => clock,
+    schedule: (ms, fn) => ticks.push({ ms, fn }),
+  });
+  /** Runs the next tick `late` ms after it was due. */
+  const tick = (late = 0) => {
+    const next = ticks.shift()!;
+    clock += next.ms + late;
+    next.fn();
+  };
+  return { tick, cancel, expired: () => expired, pending: () => ticks.length };
+}
+
+Deno.test("patientTimer: ticks that come on time expire it after timeoutMs", () => {
+  const t = drivenTimer(1000, 250);
+  for (let i = 0; i < 3; i++) t.tick();
+  same(t.expired(), false, "after 750 ms");
+  t.tick();
+  same(t.expired(), true, "after 1000 ms");
+  same(t.pending(), 0, "no tick left");
+});
+
+Deno.test("patientTimer: a tick that comes late (the process was not run) is credited two steps at most (issue 11 #8)", () => {
+  const t = drivenTimer(1000, 250);
+  t.tick(60_000); // the machine ran something else for a minute: counts as 500 ms
+  same(t.expired(), false, "a starved minute does not end the wait");
+  t.tick();
+  same(t.expired(), false, "750 ms credited");
+  t.tick();
+  same(t.expired(), true, "two more steps of our own time end it");
+});
+
+Deno.test("patientTimer: cancelled, it never expires and schedules nothing more", () => {
+  const t = drivenTimer(1000, 250);
+  t.cancel();
+  t.tick();
+  same(t.expired(), false, "cancelled");
+  same(t.pending(), 0, "no re-arm");
 });

@@ -118,3 +118,47 @@ export function browserArgv(browser: BrowserCommand, url: string): string[] {
   args[i] = url;
   return args;
 }
+
+/** How `login` signs in, from what {@linkcode detectInteractivity} found and the flags. */
+export type LoginPlan =
+  | { browser: BrowserCommand | null; paste: boolean; pasteBecause?: string }
+  | { fail: string };
+
+/**
+ * Chooses the `login` verb's mode (SPEC.md §1.3, issue 13 item 5): a browser when one can be
+ * opened; with a terminal but no browser (SSH) paste mode, chosen by itself and said; with
+ * neither, or `--no-browser` without a terminal, a one-line failure at once instead of a
+ * silent wait for a callback that cannot come. `canPaste` is whether a line can be read from
+ * the user's terminal (stdin is a TTY, or `/dev/tty` opens).
+ */
+export function planLogin(
+  browser: BrowserCommand | null,
+  canPaste: boolean,
+  noBrowser: boolean,
+  os: typeof Deno.build.os = Deno.build.os,
+): LoginPlan {
+  const noTerminal = os === "windows"
+    ? "no terminal (stdin is not a console)"
+    : "no terminal (stdin is not a terminal and /dev/tty cannot be opened)";
+  if (noBrowser) {
+    return canPaste ? { browser: null, paste: true } : {
+      fail:
+        `login --no-browser needs a terminal to paste the redirect address into, and there is ${noTerminal}; run it in a terminal`,
+    };
+  }
+  if (browser) return { browser, paste: false };
+  const noBrowserWhy =
+    "no browser can be opened ($BROWSER, $DISPLAY and $WAYLAND_DISPLAY are unset)";
+  if (!canPaste) {
+    return {
+      fail:
+        `Cannot sign in here: ${noTerminal} and ${noBrowserWhy}; run \`agent-runner-auth login --no-browser\` in a terminal (over SSH too) and paste the redirect address`,
+    };
+  }
+  return {
+    browser: null,
+    paste: true,
+    pasteBecause:
+      `No browser can be opened here ($BROWSER, $DISPLAY and $WAYLAND_DISPLAY are unset: an SSH session?)`,
+  };
+}

@@ -14,8 +14,11 @@
 
 import { writeFileAtomic } from "../config/config.ts";
 
-/** The states a login goes through. */
-export type LoginStatus = "in_progress" | "succeeded" | "failed" | "abandoned";
+/**
+ * The states a login goes through, and `signed_out`: written by `logout` under the lock, so a
+ * `token` call that began before it does not sign straight back in (issue 11 #1).
+ */
+export type LoginStatus = "in_progress" | "succeeded" | "failed" | "abandoned" | "signed_out";
 
 /** One record. */
 export interface LoginState {

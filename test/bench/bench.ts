@@ -8,7 +8,9 @@
  * commands interleaved round by round so a slow patch of the machine hits all of them alike.
  *
  *   cached `token`        vs `deno run -q empty.ts` (the Deno floor, SPEC.md §8), the same with
- *                         the CLI's flags, and `secret-tool lookup` of the same item (native floor)
+ *                         the CLI's flags (the target's baseline, issue 14), the peer users
+ *                         compare us with (`gh auth token`, its token in a throwaway hosts file)
+ *                         and `secret-tool lookup` of the same item (native floor)
  *   silent refresh        vs cached; our overhead = refresh − cached − the server's time
  *   32 cached callers     parallel wall vs sequential wall, with the lock held shared by the
  *                         benchmark all along (a caller that wanted it exclusively would wait)
@@ -29,6 +31,7 @@
 
 import { cliArgv, ROOT, World } from "../harness.ts";
 import { PosixLockFile } from "../../src/lock/posix.ts";
+import { interleave, type Measured, must, round, type Stats, stats, timed } from "./measure.ts";
 
 const ACCESS = "agent-runner-access-token";
 const REFRESH = "agent-runner-refresh-token";
@@ -46,37 +49,17 @@ const ROUNDS = {
 };
 const PARALLEL_CACHED = 32;
 const PARALLEL_FIRST_USE = 16;
-const TARGETS = { cachedRatio: 1.5, refreshOverheadMs: 40 };
+/**
+ * Issue 14: a cached `token` within 1.5× (goal 1.25×) of an empty `deno run` with the CLI's own
+ * flags, faster than `gh auth token`; our refresh overhead no worse than before (≤ 40 ms).
+ */
+const TARGETS = { cachedRatio: 1.5, cachedGoal: 1.25, refreshOverheadMs: 40 };
 
 const EMPTY = `${ROOT}/test/bench/empty.ts`;
 const PHASES = `${ROOT}/test/bench/phases.ts`;
 const PROBE_READ = `${ROOT}/test/bench/probe_read.ts`;
 const TIMED_BROWSER = `${ROOT}/test/bench/timed_browser`;
 const RESULTS = `${ROOT}/test/bench/results`;
-
-// ---- statistics ------------------------------------------------------------------------------
-
-interface Stats {
-  n: number;
-  median: number;
-  p90: number;
-  min: number;
-}
-
-function stats(xs: number[]): Stats {
-  if (xs.length === 0) return { n: 0, median: NaN, p90: NaN, min: NaN };
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-  // Nearest rank: with 30 samples, p90 is the 27th.
-  const p90 = s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)];
-  return { n: s.length, median: round(median), p90: round(p90), min: round(s[0]) };
-}
-
-function round(x: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
 // ---- CPU accounting ------------------------------------------------------------------------------
 
@@ -136,41 +119,7 @@ function batchCpuMs(daemons: number[]): number {
   return total;
 }
 
-// ---- processes ---------------------------------------------------------------------------------
-
-interface Timed {
-  ms: number;
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 const decoder = new TextDecoder();
-
-/** Spawn → exit wall time of one command, with every stream piped (as Claude Code runs it). */
-async function timed(argv: string[], env: Record<string, string>, cwd: string): Promise<Timed> {
-  const started = performance.now();
-  const out = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env,
-    clearEnv: true,
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    ms: performance.now() - started,
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-}
-
-function must(r: Timed, what: string): Timed {
-  if (r.code !== 0) throw new Error(`${what} failed with exit ${r.code}: ${r.stderr.trim()}`);
-  return r;
-}
 
 // ---- the server's own time ---------------------------------------------------------------------
 
@@ -341,47 +290,78 @@ async function main(): Promise<void> {
   try {
     // As after `login`, which pins the backend that worked: no `auto` probe on the cached path.
     await world.writeConfig({ auth_domain: proxy.url, store: "secret-service" });
-    const env = world.env();
+    // A store timeout far above any call's time: on a loaded shared machine 32 parallel callers
+    // can queue at the keyring for seconds, and the bench measures them, not the timeout.
+    const env = world.env({ AGENT_RUNNER_STORE_TIMEOUT_MS: "30000" });
     const cwd = world.dir;
     const deno = Deno.execPath();
     const tokenArgv = [deno, ...cliArgv(), "token"];
-    const commands: Record<string, string[]> = {
-      empty: [deno, "run", "-q", EMPTY],
-      emptyCliFlags: [deno, ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? EMPTY : w))],
-      secretTool: ["secret-tool", "lookup", "service", "agent-runner-auth", "account", ACCESS],
-      cached: tokenArgv,
-    };
 
     // Sign in once, through the real browser login.
     const login = await world.runInTerminal(["token"]);
     if (login.code !== 0) throw new Error(`initial login failed: ${login.stderr.trim()}`);
     const token = login.stdout.trim();
 
-    // -- cached vs the floors -----------------------------------------------------------------
+    // The peer users compare us with: GitHub's CLI printing its token from its hosts file.
+    // Debian's gh 2.23 keeps it in GH_CONFIG_DIR/hosts.yml (newer ones may use the keyring;
+    // this one never does), a throwaway directory with a made-up token.
+    const ghConfigDir = `${world.dir}/gh`;
+    const ghToken = `gho_${crypto.randomUUID().replaceAll("-", "")}`;
+    await Deno.mkdir(ghConfigDir, { mode: 0o700 });
+    await Deno.writeTextFile(
+      `${ghConfigDir}/hosts.yml`,
+      `github.com:\n    oauth_token: ${ghToken}\n    user: bench\n    git_protocol: https\n`,
+      { mode: 0o600 },
+    );
+    const printed = (expected: string, what: string) => (r: { stdout: string }) => {
+      if (r.stdout.trim() !== expected) throw new Error(`${what} printed something else`);
+    };
+    const commands: Record<string, Measured> = {
+      empty: { argv: [deno, "run", "-q", EMPTY], env },
+      emptyCliFlags: {
+        argv: [deno, ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? EMPTY : w))],
+        env,
+      },
+      gh: {
+        argv: ["gh", "auth", "token"],
+        env: { ...env, GH_CONFIG_DIR: ghConfigDir, GH_NO_UPDATE_NOTIFIER: "1" },
+        check: printed(ghToken, "gh auth token"),
+      },
+      secretTool: {
+        argv: ["secret-tool", "lookup", "service", "agent-runner-auth", "account", ACCESS],
+        env,
+      },
+      cached: {
+        argv: tokenArgv,
+        env,
+        check: (r) => {
+          if (r.stdout !== `${token}\n`) {
+            throw new Error("the cached call printed another token than the one signed in");
+          }
+          if (r.stderr !== "") throw new Error(`cached stderr: ${r.stderr}`);
+        },
+      },
+    };
+
+    // -- cached vs the floors and the peers ----------------------------------------------------
     log(`cached path: ${ROUNDS.warmup} warm-up + ${ROUNDS.cached} interleaved rounds`);
-    const names = Object.keys(commands);
-    const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-    for (let round = -ROUNDS.warmup; round < ROUNDS.cached; round++) {
-      // Rotate the order every round so no command always runs right after another.
-      const order = names.map((_, i) => names[(i + round + ROUNDS.warmup) % names.length]);
-      for (const name of order) {
-        const r = must(await timed(commands[name], env, cwd), name);
-        if (name === "cached" && r.stdout !== `${token}\n`) {
-          throw new Error("the cached call printed another token than the one signed in");
-        }
-        if (name === "cached" && r.stderr !== "") throw new Error(`cached stderr: ${r.stderr}`);
-        if (round >= 0) samples[name].push(r.ms);
-      }
-    }
+    const samples = await interleave(commands, {
+      warmup: ROUNDS.warmup,
+      rounds: ROUNDS.cached,
+      cwd,
+    });
     const cached = stats(samples.cached);
     const floors = {
       empty: stats(samples.empty),
       emptyCliFlags: stats(samples.emptyCliFlags),
+      gh: stats(samples.gh),
       secretTool: stats(samples.secretTool),
     };
     if (world.server.counters.tokenByGrant.refresh_token !== 0) {
       throw new Error("the cached path made a refresh request");
     }
+
+    const lastPrint = await lastPrintCost(commands, env, cwd, token);
 
     // -- where the cached time goes ----------------------------------------------------------
     const phaseArgv = [deno, ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? PHASES : w))];
@@ -619,10 +599,11 @@ async function main(): Promise<void> {
     // -- peak RSS ---------------------------------------------------------------------------------
     const gnuTime = !FORCE_PROC_RSS && await hasGnuTime();
     log(`peak RSS via ${gnuTime ? "GNU time" : "/proc VmHWM polling"}: ${ROUNDS.rss} runs each`);
-    const rssSamples: Record<string, number[]> = { cached: [], empty: [], secretTool: [] };
+    const rssSamples: Record<string, number[]> = { cached: [], empty: [], gh: [], secretTool: [] };
     for (let i = 0; i < ROUNDS.rss; i++) {
       for (const name of Object.keys(rssSamples)) {
-        rssSamples[name].push(await peakRssKiB(commands[name], env, cwd, gnuTime, world.dir));
+        const { argv, env } = commands[name];
+        rssSamples[name].push(await peakRssKiB(argv, env, cwd, gnuTime, world.dir));
       }
     }
     const rss = {
@@ -630,7 +611,13 @@ async function main(): Promise<void> {
       ...Object.fromEntries(
         Object.entries(rssSamples).map(([k, v]) => [`${k}_mib`, round(stats(v).median / 1024)]),
       ),
-    } as { method: string; cached_mib: number; empty_mib: number; secretTool_mib: number };
+    } as {
+      method: string;
+      cached_mib: number;
+      empty_mib: number;
+      gh_mib: number;
+      secretTool_mib: number;
+    };
 
     // -- report -----------------------------------------------------------------------------------
     const cachedRatio = round(cached.median / floors.empty.median, 2);
@@ -644,6 +631,7 @@ async function main(): Promise<void> {
         ...floors,
         ratio_vs_empty: cachedRatio,
         ratio_vs_empty_cli_flags: cachedRatioFlags,
+        ratio_vs_gh: round(cached.median / floors.gh.median, 2),
         ratio_vs_secret_tool: round(cached.median / floors.secretTool.median, 2),
         breakdown_median_ms: phases,
         read_in_a_fresh_process_median_ms: probe,
@@ -652,12 +640,18 @@ async function main(): Promise<void> {
           ratio_vs_empty: round(estimatedCached / floors.empty.median, 2),
         },
       },
+      last_print: lastPrint,
       refresh,
       parallel,
       first_use: firstUse,
       peak_rss: rss,
       targets: {
-        cached_ratio: { target: TARGETS.cachedRatio, value: cachedRatio },
+        cached_ratio_vs_empty_cli_flags: {
+          target: TARGETS.cachedRatio,
+          goal: TARGETS.cachedGoal,
+          value: cachedRatioFlags,
+        },
+        cached_faster_than_gh: { gh: floors.gh.median, token: cached.median },
         refresh_overhead_ms: { target: TARGETS.refreshOverheadMs, value: refresh.overhead.median },
         cached_callers_never_wait: {
           callers_that_waited: waited,
@@ -697,6 +691,46 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * The rejected-token record (SPEC.md §1.6) on the cached path: `token` as Claude Code runs it
+ * (its helper environment, a new Claude process per call, so every call reads the record,
+ * finds a new caller and writes it: the worst case) against the plain cached call and the
+ * empty script, interleaved in the same rounds.
+ */
+async function lastPrintCost(
+  commands: Record<string, string[]>,
+  env: Record<string, string>,
+  cwd: string,
+  token: string,
+) {
+  log(`last-print record: ${ROUNDS.cached} interleaved rounds`);
+  const xs: Record<"empty" | "cached" | "helper", number[]> = { empty: [], cached: [], helper: [] };
+  for (let round = -ROUNDS.warmup; round < ROUNDS.cached; round++) {
+    const helperEnv = {
+      ...env,
+      CLAUDE_CODE_ENTRYPOINT: "cli",
+      CLAUDE_CODE_MESSAGING_SOCKET: `/tmp/bench-claude-${round}.sock`,
+    };
+    const e = must(await timed(commands.empty, env, cwd), "empty");
+    const c = must(await timed(commands.cached, env, cwd), "cached");
+    const h = must(await timed(commands.cached, helperEnv, cwd), "cached as helper");
+    if (h.stdout !== `${token}\n` || h.stderr !== "") throw new Error("the helper call differed");
+    if (round < 0) continue;
+    xs.empty.push(e.ms);
+    xs.cached.push(c.ms);
+    xs.helper.push(h.ms);
+  }
+  const [empty, cached, helper] = [stats(xs.empty), stats(xs.cached), stats(xs.helper)];
+  const added = round(helper.median - cached.median);
+  return {
+    empty,
+    cached,
+    as_helper: helper,
+    added_ms: added,
+    added_vs_empty: round(added / empty.median, 3),
+  };
+}
+
 // deno-lint-ignore no-explicit-any
 function renderTable(r: any): string {
   const ms = (s: Stats) => `${s.median.toFixed(1)} ms`;
@@ -715,14 +749,25 @@ function renderTable(r: any): string {
       p90(c.emptyCliFlags),
       "",
     ],
-    ["`secret-tool lookup` (native floor)", ms(c.secretTool), p90(c.secretTool), ""],
+    ["`gh auth token` (Go; token from its hosts file)", ms(c.gh), p90(c.gh), "peer"],
+    ["`secret-tool lookup` (C, libsecret; native floor)", ms(c.secretTool), p90(c.secretTool), ""],
     [
       "`token`, cached",
       ms(c.token),
       p90(c.token),
-      `${c.ratio_vs_empty}× empty (${c.ratio_vs_empty_cli_flags}× with flags), ` +
-      `${c.ratio_vs_secret_tool}× secret-tool; target ≤ ${TARGETS.cachedRatio}×: ` +
-      met(c.ratio_vs_empty <= TARGETS.cachedRatio),
+      `${c.ratio_vs_empty_cli_flags}× empty with flags (target ≤ ${TARGETS.cachedRatio}×: ` +
+      `${met(c.ratio_vs_empty_cli_flags <= TARGETS.cachedRatio)}, goal ≤ ${TARGETS.cachedGoal}×: ` +
+      `${met(c.ratio_vs_empty_cli_flags <= TARGETS.cachedGoal)}), ${c.ratio_vs_empty}× empty; ` +
+      `${c.ratio_vs_gh}× \`gh auth token\` (faster: ${met(c.token.median < c.gh.median)}), ` +
+      `${c.ratio_vs_secret_tool}× secret-tool`,
+    ],
+    [
+      "`token`, cached, as Claude Code's helper (reads and writes the last-print record)",
+      ms(r.last_print.as_helper),
+      p90(r.last_print.as_helper),
+      `+${r.last_print.added_ms} ms over cached in the same rounds = ` +
+      `${r.last_print.added_vs_empty}× empty; target ≤ 0.05×: ` +
+      met(r.last_print.added_vs_empty <= 0.05),
     ],
     ["`token`, silent refresh", ms(rf.wall), p90(rf.wall), ""],
     ["server's own time for the refresh grant", ms(rf.server), p90(rf.server), "via proxy"],
@@ -770,7 +815,8 @@ function renderTable(r: any): string {
       "peak RSS, cached `token`",
       `${r.peak_rss.cached_mib} MiB`,
       "",
-      `empty deno ${r.peak_rss.empty_mib} MiB, secret-tool ${r.peak_rss.secretTool_mib} MiB`,
+      `empty deno ${r.peak_rss.empty_mib} MiB, gh ${r.peak_rss.gh_mib} MiB, ` +
+      `secret-tool ${r.peak_rss.secretTool_mib} MiB`,
     ],
   ];
   const lines = [

@@ -10,6 +10,16 @@
  * challenge with an empty `DATA`: the bus then takes the uid from the socket's peer credentials,
  * so no `--allow-sys=uid` is needed to spell it out.
  *
+ * Replies are matched by serial *and sender* (issue 11 #2): serials are predictable (Hello is 1,
+ * the next call 2, …), and any client on the session bus can send a method return to any other,
+ * so matching by serial alone let a same-user peer answer `SearchItems` in the keyring's place
+ * (reproduced: the keyring then decrypted an item of the peer's choosing for our session). The
+ * bus daemon stamps every message with the unique name of the connection that really sent it,
+ * and its own with `org.freedesktop.DBus`; so a call to the bus accepts only the bus's answer,
+ * and after {@linkcode BusConnection.pinOwner} a call to a pinned name accepts only the answer of
+ * the unique name the bus says owns it (errors may come from the bus too: it reports an absent
+ * or vanished peer). Anything else is dropped, as if never received.
+ *
  * No imports beyond `wire.ts`: this is on the cached `token` path.
  *
  * @module
@@ -72,9 +82,14 @@ const encoder = new TextEncoder();
 const HANDSHAKE = encoder.encode("\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n");
 const MAX_HANDSHAKE = 4096;
 
+/** The bus daemon's own name: the sender of every message it originates. */
+const BUS = "org.freedesktop.DBus";
+
 interface Pending {
   resolve: (message: Message) => void;
   reject: (error: Error) => void;
+  /** Who may answer: the bus itself, the pinned name's owner, or anyone (no pin asked). */
+  from: "bus" | "owner" | "any";
 }
 
 /** One connection to a bus. {@linkcode BusConnection.close} ends it and fails pending calls. */
@@ -85,6 +100,13 @@ export class BusConnection {
   #flushing = false;
   readonly #pending = new Map<number, Pending>();
   #closed: Error | null = null;
+  /** The well-known name of {@linkcode BusConnection.pinOwner}, its owner once the bus said. */
+  #pinned: { name: string; serial: number; owner: string | null; failed: Error | null } | null =
+    null;
+  /** Replies that may be the owner's, received before the bus named the owner. */
+  #held: Message[] = [];
+  /** Called with the sender of each reply dropped because it did not come from who was asked. */
+  onForeign: ((sender: string) => void) | null = null;
 
   private constructor(conn: Deno.UnixConn) {
     this.#conn = conn;
@@ -115,6 +137,27 @@ export class BusConnection {
     return reply;
   }
 
+  /**
+   * From now on, replies to calls addressed to `name` are accepted only from the unique name
+   * that owns it, which this asks the bus (`GetNameOwner`) in the same write as the calls of
+   * this tick, ahead of them: the bus answers itself, at once, and a reply that arrives before
+   * its answer is held until then. Resolves with the owner; rejects (and fails every call to
+   * `name`) when nobody owns it. Call it before the calls it guards, once per connection.
+   */
+  pinOwner(name: string): Promise<string> {
+    const asking = this.#enqueue({
+      destination: BUS,
+      path: "/org/freedesktop/DBus",
+      interface: BUS,
+      member: "GetNameOwner",
+      signature: "s",
+      args: [name],
+    });
+    this.#pinned = { name, serial: this.#serial, owner: null, failed: null };
+    this.#scheduleFlush();
+    return asking.then((reply) => reply.body[0] as string);
+  }
+
   /** Closes the socket; pending calls fail with `DBusClosedError`. Idempotent. */
   close(): void {
     this.#fail(new DBusClosedError("connection closed"));
@@ -129,7 +172,13 @@ export class BusConnection {
     if (this.#closed) return Promise.reject(this.#closed);
     const serial = ++this.#serial;
     this.#outbox.push(encodeCall(serial, call));
-    return new Promise((resolve, reject) => this.#pending.set(serial, { resolve, reject }));
+    const from = call.destination === BUS
+      ? "bus"
+      : call.destination !== undefined && call.destination === this.#pinned?.name
+      ? "owner"
+      : "any";
+    if (from === "owner" && this.#pinned?.failed) return Promise.reject(this.#pinned.failed);
+    return new Promise((resolve, reject) => this.#pending.set(serial, { resolve, reject, from }));
   }
 
   /** The last flush; each flush starts after the one before, so writes never interleave. */
@@ -217,10 +266,49 @@ export class BusConnection {
       ? undefined
       : this.#pending.get(message.replySerial);
     if (!pending) return;
+    const sender = message.sender ?? "";
+    if (pending.from === "bus" && sender !== BUS) return this.#foreign(sender);
+    if (pending.from === "owner") {
+      const pin = this.#pinned!;
+      // The bus reports an absent or vanished peer with an error of its own: that one is true.
+      const fromBus = sender === BUS && message.type === ERROR;
+      if (!fromBus && pin.owner === null) {
+        if (pin.failed === null) this.#held.push(message);
+        return;
+      }
+      if (!fromBus && sender !== pin.owner) return this.#foreign(sender);
+    }
     this.#pending.delete(message.replySerial!);
+    if (message.replySerial === this.#pinned?.serial) this.#settlePin(message);
     if (message.type === METHOD_RETURN) return pending.resolve(message);
     const detail = typeof message.body[0] === "string" ? message.body[0] : "";
     pending.reject(new DBusCallError(message.errorName ?? "unknown error", detail.slice(0, 200)));
+  }
+
+  /** The bus answered `GetNameOwner`: replies held until now are sorted out. */
+  #settlePin(reply: Message): void {
+    const pin = this.#pinned!;
+    const owner = reply.type === METHOD_RETURN ? reply.body[0] : undefined;
+    if (typeof owner === "string" && owner.startsWith(":")) {
+      pin.owner = owner;
+    } else {
+      pin.failed = new DBusCallError(
+        reply.errorName ?? "org.freedesktop.DBus.Error.NameHasNoOwner",
+        `nobody owns ${pin.name}`,
+      );
+      for (const [serial, p] of this.#pending) {
+        if (p.from !== "owner") continue;
+        this.#pending.delete(serial);
+        p.reject(pin.failed);
+      }
+    }
+    const held = this.#held;
+    this.#held = [];
+    for (const message of held) this.#dispatch(message);
+  }
+
+  #foreign(sender: string): void {
+    this.onForeign?.(sender);
   }
 }
 

@@ -19,6 +19,12 @@
  * by definition). Only a silent bus is not retried: the caller's timeout then ends the call with
  * the same error libsecret's timeout gives, instead of waiting twice.
  *
+ * Only the keyring is believed (issue 11 #2): every reply must come from the unique name the bus
+ * says owns `org.freedesktop.secrets` (`GetNameOwner`, asked in the same write: see
+ * `connection.ts`), the session and item paths must lie under `/org/freedesktop/secrets/`, and
+ * the item's `Attributes` (asked beside `GetSecret`, no extra round trip) must be the ones
+ * searched for. Anything else is a fallback to libsecret, which a peer cannot answer for either.
+ *
  * Crypto: Web Crypto for HKDF-SHA256 and AES-128-CBC (the platform primitives; the npm HKDF
  * package the encrypted-file store uses would load Deno's npm layer, ~10 ms, on this path) and
  * BigInt for the modular exponentiation, with a 256-bit private exponent: RFC 3526 §8 asks for
@@ -51,6 +57,9 @@ const SECRETS = "org.freedesktop.secrets";
 const SERVICE_PATH = "/org/freedesktop/secrets";
 const SERVICE_IFACE = "org.freedesktop.Secret.Service";
 const ITEM_IFACE = "org.freedesktop.Secret.Item";
+const PROPERTIES_IFACE = "org.freedesktop.DBus.Properties";
+/** Every object of a Secret Service lives under this path (freedesktop Secret Service API). */
+const SECRETS_TREE = "/org/freedesktop/secrets/";
 const ALGORITHM = "dh-ietf1024-sha256-aes128-cbc-pkcs7";
 
 /** RFC 2409 §6.2, the Second Oakley Group (1024-bit MODP), generator 2. */
@@ -79,6 +88,10 @@ export async function readSecret(
      * before that. From then on the keyring works without us (see `early_read.ts`).
      */
     onSent?: () => void;
+    /** Told the sender of each reply dropped for not coming from the keyring (tests, `-v`). */
+    onForeignReply?: (sender: string) => void;
+    /** Benchmark only: skip the owner pin, to measure what it costs. Never set otherwise. */
+    unsafeSkipOwnerCheck?: boolean;
   },
 ): Promise<SecretRead> {
   let sent = false;
@@ -96,7 +109,8 @@ export async function readSecret(
       const keys = generateKeyPair();
       const bus = await connecting;
       if (timedOut) throw timedOut; // connected after the deadline: go no further
-      return await lookup(bus, attributes, keys, onSent);
+      bus.onForeign = options.onForeignReply ?? null;
+      return await lookup(bus, attributes, keys, onSent, !options.unsafeSkipOwnerCheck);
     })();
     return await boundStoreCall(reading, options.timeoutMs, () => {
       timedOut = options.timeoutError();
@@ -116,7 +130,8 @@ async function lookup(
   bus: BusConnection,
   attributes: Record<string, string>,
   keys: KeyPair,
-  onSent?: () => void,
+  onSent: (() => void) | undefined,
+  pinOwner: boolean,
 ): Promise<SecretRead> {
   const call = (
     path: string,
@@ -135,6 +150,8 @@ async function lookup(
       // Never start a provider from here: libsecret does that, with its own rules.
       flags: NO_AUTO_START,
     });
+  // First in the write: the bus names the keyring before any of its replies can be believed.
+  if (pinOwner) bus.pinOwner(SECRETS).catch(() => {}); // on failure, the calls below fail too
   const opening = call(SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", [
     ALGORITHM,
     { signature: "ay", value: keys.publicKey } satisfies Variant,
@@ -147,6 +164,7 @@ async function lookup(
 
   const [output, session] = expect(await opening, "vo") as [Variant, string];
   if (output.signature !== "ay") return fallback(`OpenSession output of type ${output.signature}`);
+  if (!session.startsWith(SECRETS_TREE)) return fallback("a session outside the keyring's tree");
   if (!inGroup(output.value as Uint8Array)) {
     return fallback("the keyring's public value is invalid");
   }
@@ -156,8 +174,12 @@ async function lookup(
   }
   // Ask for the secret, let the write go out (the connection flushes in a microtask), and
   // derive the key while the answer is on its way: the two overlap instead of adding up.
-  const getting = call(unlocked[0], ITEM_IFACE, "GetSecret", "o", [session]);
+  const item = unlocked[0];
+  if (!item.startsWith(SECRETS_TREE)) return fallback("an item outside the keyring's tree");
+  const getting = call(item, ITEM_IFACE, "GetSecret", "o", [session]);
   getting.catch(() => {}); // awaited below
+  const describing = call(item, PROPERTIES_IFACE, "Get", "ss", [ITEM_IFACE, "Attributes"]);
+  describing.catch(() => {}); // awaited below
   await null;
   const aesKey = await deriveSessionKey(keys, output.value as Uint8Array);
   if (aesKey === null) return fallback("shared secret with a leading zero byte");
@@ -166,6 +188,12 @@ async function lookup(
   ];
   const [secretSession, iv, ciphertext] = secret;
   if (secretSession !== session) return fallback("secret from another session");
+  const [described] = expect(await describing, "v") as [Variant];
+  if (described.signature !== "a{ss}") return fallback("item attributes of another type");
+  const held = new Map(described.value as [string, string][]);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (held.get(name) !== value) return fallback("the item's attributes are not the ones asked");
+  }
   if (iv.length !== 16) return fallback("bad IV length");
   let plain: ArrayBuffer;
   try {
