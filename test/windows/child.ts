@@ -10,9 +10,9 @@
  *         Credential Manager calls (writes and deletes); after call number <pauseAfter> prints
  *         "paused after <n>: <call> <target>" and hangs until killed (0: never pauses; prints
  *         "done" at the end)
- *     write-loop <service> <item> <rounds> <bytes>
- *         prints "writing", then stores value("A") and value("B") alternately <rounds> times,
- *         then prints "done"
+ *     write-loop <service> <item> <bytes>
+ *         prints "writing", then stores value("A") and value("B") alternately until its stdin
+ *         closes, then prints "done <rounds>"
  *     hold <lockPath> <then>
  *         takes the lock (acquire, 60 s deadline), prints "held", then, by <then>:
  *         `hang` waits until killed; `exit-on-stdin` exits without releasing when stdin closes
@@ -82,13 +82,20 @@ async function main([mode, ...args]: string[]): Promise<void> {
     await store.set(item, value(seed, Number(bytes)));
     say("done");
   } else if (mode === "write-loop") {
-    const [service, item, rounds, bytes] = args;
+    const [service, item, bytes] = args;
     const store = new WindowsCredentialStore({ service });
+    let stop = false;
+    (async () => {
+      for await (const _ of Deno.stdin.readable) { /* until the parent closes it */ }
+      stop = true;
+    })();
     say("writing");
-    for (let i = 0; i < Number(rounds); i++) {
-      await store.set(item, value(i % 2 === 0 ? "A" : "B", Number(bytes)));
+    let rounds = 0;
+    // store.set awaits a digest, so the stdin reader above gets its turn between rounds.
+    for (; !stop; rounds++) {
+      await store.set(item, value(rounds % 2 === 0 ? "A" : "B", Number(bytes)));
     }
-    say("done");
+    say(`done ${rounds}`);
   } else if (mode === "hold") {
     const [lockPath, then] = args;
     await new WindowsLockFile(lockPath).acquire({ timeoutMs: 60_000 });
