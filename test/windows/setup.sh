@@ -23,6 +23,12 @@ command -v unshare >/dev/null 2>&1 || skip "unshare (util-linux) is not installe
 stamp="$root/.agent-runner-wine"
 if [ -f "$stamp/ready-$deno_version" ]; then exit 0; fi
 
+# One builder at a time (two CI jobs on one machine): the second waits, then finds it ready.
+mkdir -p "$(dirname "$root")"
+exec 9>"$root.setup-lock"
+flock 9
+if [ -f "$stamp/ready-$deno_version" ]; then exit 0; fi
+
 command -v debootstrap >/dev/null 2>&1 || skip "debootstrap is not installed (apt-get install debootstrap)"
 command -v npm >/dev/null 2>&1 || skip "npm is not installed (needed for @deno/win32-x64)"
 
