@@ -10,7 +10,7 @@
  * no grace period): `invalid_grant`, so both tokens were removed, and every waiter behind it
  * found an empty store. Beside it, libsecret's first call (the warm-up before the lock) lost
  * its 3 s bound the same way (exit 4). Timeouts now count only the time this process was run
- * (`patientTimer` in `src/store/timeout.ts`).
+ * (`patientTimer` in `ffi/timeout.ts`).
  *
  * Bounded by work, never by time: a fixed number of rounds and callers; no sleeps.
  */

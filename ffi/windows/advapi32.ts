@@ -32,7 +32,7 @@
  * @module
  */
 
-import { StoreError, type StoreFailure } from "../../src/errors.ts";
+import { StoreError, type StoreFailure } from "../errors.ts";
 import { kernel32Symbols, readWide, toWide, win32ErrorName } from "./kernel32.ts";
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  * for; the real advapi32 runs under Wine (`deno task test:windows`) and on windows-latest.
  */
 
-import { StoreError } from "../../src/errors.ts";
+import { StoreError } from "../errors.ts";
 import { FakeAdvapi32 } from "../../test/fixtures/fake_advapi32.ts";
 import { readWideBuffer } from "../../test/fixtures/fake_kernel32.ts";
 import {
