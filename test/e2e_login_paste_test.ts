@@ -209,8 +209,9 @@ secretServiceTest(
       const s = await startPasteLogin(world, ["login"]);
       try {
         await s.waitFor(/No browser can be opened here .*, so switching to paste mode\./);
-        const [, port] = await s.waitFor(/ssh -L (\d+):localhost:\d+/);
-        assert.equal(port, new URL(world.redirectUri).port);
+        const [, forward] = await s.waitFor(/ssh -L (\S+)\)/);
+        const { host, port } = new URL(world.redirectUri);
+        assert.equal(forward, `${port}:${host}`);
         await s.waitFor(/Waiting up to 20 s for the sign-in; press Ctrl-C to cancel\./);
         // The browser on the user's machine reaches the listener through the forwarded port.
         const followed = await followAuthorize(s.url, { timeoutMs: 10_000 });

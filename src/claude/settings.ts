@@ -850,6 +850,8 @@ export interface Finding {
 export interface ClaudeExpectation {
   /** The config's `tenant_url`; `null` when there is no usable config (nothing to compare). */
   tenantUrl: string | null;
+  /** The config's `anthropic_base_url`, which replaces `<tenant_url>/anthropic/v1`. */
+  baseUrl?: string;
   /** Profile the helper should use (default profile when absent). */
   profile?: string;
   /** Access-token lifetime for the TTL check (Cognito's default: 1 h); unknown when absent. */
@@ -1045,7 +1047,7 @@ function baseUrlFinding(
       }
       : { ok: false, check, detail: `not set in env (${where})`, fix };
   }
-  const want = anthropicBaseUrl(expected.tenantUrl);
+  const want = expected.baseUrl ?? anthropicBaseUrl(expected.tenantUrl);
   if (!found) {
     return { ok: false, check, detail: `not set in env (${where}); expected "${want}"`, fix };
   }

@@ -14,7 +14,7 @@ export interface Context {
   paths: Paths;
   profile: string;
   items: { access: string; refresh: string };
-  files: { lock: string; loginState: string };
+  files: { lock: string; loginState: string; lastPrint: string };
   tunables: Tunables;
 }
 

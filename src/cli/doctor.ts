@@ -107,7 +107,9 @@ export async function runChecks(profileFlag?: string): Promise<Check[]> {
     add(checkPort(loaded));
     add(await checkAuthDomain(loaded, readTunables().httpTimeoutMs));
   }
-  add(checkLifetime(token));
+  const claudeEnv = await settingsEnv();
+  add(checkLifetime(token, claudeEnv));
+  add(await checkClaudeEndpoint(loaded, claudeEnv, readTunables().httpTimeoutMs));
   for (const name of ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]) {
     const set = (Deno.env.get(name) ?? "") !== "";
     add({
@@ -342,11 +344,54 @@ async function checkAuthDomain(loaded: LoadedConfig, timeoutMs: number): Promise
   }
 }
 
-function checkLifetime(token: { lifetimeMs: number } | null): Check {
-  const raw = Deno.env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS");
+/**
+ * The `env` blocks of Claude Code's settings files merged as Claude merges them (later files
+ * win per variable; research A.1): what the helper and Claude itself will see, since the
+ * settings `env` wins over the shell's environment. Unreadable files are skipped here (the
+ * settings checks report them).
+ */
+async function settingsEnv(): Promise<Map<string, { value: string; path: string }>> {
+  const out = new Map<string, { value: string; path: string }>();
+  try {
+    const { claudeSettingsPaths } = await import("../claude/settings.ts");
+    for (const { path } of claudeSettingsPaths()) {
+      let env: unknown;
+      try {
+        env = JSON.parse(Deno.readTextFileSync(path))?.env;
+      } catch {
+        continue;
+      }
+      if (typeof env !== "object" || env === null) continue;
+      for (const [k, v] of Object.entries(env)) {
+        if (typeof v === "string") out.set(k, { value: v, path });
+      }
+    }
+  } catch {
+    // no HOME: no settings
+  }
+  return out;
+}
+
+/** A variable as Claude Code sees it: its settings `env` first, then the environment. */
+function claudeVar(
+  env: Map<string, { value: string; path: string }>,
+  name: string,
+): { value: string; source: string } | null {
+  const s = env.get(name);
+  if (s) return { value: s.value, source: `${name}=${s.value} in ${s.path}` };
+  const e = Deno.env.get(name);
+  return e ? { value: e, source: `${name}=${e} in the environment` } : null;
+}
+
+function checkLifetime(
+  token: { lifetimeMs: number } | null,
+  claudeEnv: Map<string, { value: string; path: string }>,
+): Check {
+  const found = claudeVar(claudeEnv, "CLAUDE_CODE_API_KEY_HELPER_TTL_MS");
+  const raw = found?.value;
   const ttl = raw && /^\d+$/.test(raw.trim()) ? Number(raw) : CLAUDE_DEFAULT_TTL_MS;
-  const source = raw
-    ? `CLAUDE_CODE_API_KEY_HELPER_TTL_MS=${raw}`
+  const source = found
+    ? found.source
     : `Claude Code's default TTL (${CLAUDE_DEFAULT_TTL_MS / 60000} min)`;
   if (!token) {
     return { check: "token lifetime", ok: true, detail: `${source}; no token to compare with yet` };
@@ -367,6 +412,84 @@ function checkLifetime(token: { lifetimeMs: number } | null): Check {
   };
 }
 
+/**
+ * Where Claude Code will post (it appends `/v1/messages` to `ANTHROPIC_BASE_URL`, research
+ * A.7), and whether that route exists: a POST without any credential (never a token) answers
+ * 401/403 where the proxy serves the route and 404 where the base URL is wrong. Anthropic's
+ * own API is never probed; an unreachable host only says so (it may be reachable from where
+ * Claude runs).
+ */
+async function checkClaudeEndpoint(
+  loaded: LoadedConfig | null,
+  claudeEnv: Map<string, { value: string; path: string }>,
+  timeoutMs: number,
+): Promise<Check> {
+  const check = "claude endpoint";
+  const found = claudeVar(claudeEnv, "ANTHROPIC_BASE_URL");
+  if (!found) {
+    // The settings check below reports it as a failure; this line only says where Claude goes.
+    return {
+      check,
+      ok: true,
+      detail: "ANTHROPIC_BASE_URL is not set: Claude Code would post to api.anthropic.com",
+    };
+  }
+  let url: URL;
+  try {
+    url = new URL(`${found.value.trim().replace(/\/+$/, "")}/v1/messages?beta=true`);
+  } catch {
+    return {
+      check,
+      ok: false,
+      detail: `${found.source} is not a URL`,
+      fix: "agent-runner-auth setup claude",
+    };
+  }
+  const where = `Claude Code posts to ${url.href} (${found.source})`;
+  if (url.hostname === "api.anthropic.com") return { check, ok: true, detail: where };
+  const fix = `agent-runner-auth setup claude --base-url URL (or "anthropic_base_url" in ${
+    loaded?.path ?? "config.json"
+  }) with the base your tenant's proxy serves`;
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "anthropic-version": "2023-06-01" },
+      body: "{}",
+      redirect: "manual",
+      signal: AbortSignal.timeout(Math.min(timeoutMs, 3000)),
+    });
+    await response.body?.cancel();
+    const status = response.status;
+    if (status === 401 || status === 403) {
+      return {
+        check,
+        ok: true,
+        detail: `${where}; it answers ${status} without a token: the route exists`,
+      };
+    }
+    if (status === 404) {
+      return {
+        check,
+        ok: false,
+        detail: `${where}; it answers 404 without a token: no Messages API there`,
+        fix,
+      };
+    }
+    if (status >= 300 && status < 400) {
+      return {
+        check,
+        ok: false,
+        detail:
+          `${where}; it redirects (${status}), which Claude Code does not follow with credentials`,
+        fix,
+      };
+    }
+    return { check, ok: true, detail: `${where}; it answers ${status} without a token` };
+  } catch (error) {
+    return { check, ok: true, detail: `${where}; not reachable from here (${messageOf(error)})` };
+  }
+}
+
 async function claudeSettingsChecks(
   loaded: LoadedConfig | null,
   lifetimeMs: number | null,
@@ -376,6 +499,7 @@ async function claudeSettingsChecks(
     const files = mod.claudeSettingsPaths().map((p: { path: string }) => p.path);
     return mod.inspectClaudeSettings(files, {
       tenantUrl: loaded?.config.tenant_url ?? null,
+      baseUrl: loaded?.config.anthropic_base_url,
       profile: loaded?.profile,
       lifetimeMs,
     }) as Check[];

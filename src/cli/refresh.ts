@@ -47,9 +47,12 @@ Examples:
     );
     deps.force = values.force === true;
     deps.strict = true;
+    // Its failure speaks of what `refresh` does (renew a stored sign-in), never of a browser
+    // being held back by the cooldown (issue 13 item 6).
+    deps.signsIn = false;
     deps.interactivity = () => ({
       interactive: false,
-      reason: "`refresh` never opens a browser",
+      reason: "`refresh` only renews a stored sign-in",
       terminal: null,
       browser: null,
     });

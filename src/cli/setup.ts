@@ -10,7 +10,7 @@
  * @module
  */
 
-import { requireConfig } from "../config/config.ts";
+import { baseUrlProblem, requireConfig } from "../config/config.ts";
 import { resolvePaths } from "../config/paths.ts";
 import { selectProfile } from "../config/profile.ts";
 import { UsageError } from "../errors.ts";
@@ -28,11 +28,13 @@ export const setupVerb: Verb & { subcommands: readonly string[] } = {
   name: "setup",
   summary:
     "agent-runner-auth setup claude: point Claude Code at your tenant and at agent-runner-auth token",
-  usage: `Usage: agent-runner-auth setup claude [--project] [--profile NAME] [--undo]
+  usage:
+    `Usage: agent-runner-auth setup claude [--project] [--profile NAME] [--base-url URL] [--undo]
 
 Merges three keys into ~/.claude/settings.json ($CLAUDE_CONFIG_DIR/settings.json when set):
   apiKeyHelper                           "agent-runner-auth token" (plus --profile NAME)
   env.ANTHROPIC_BASE_URL                 "<tenant_url>/anthropic/v1", tenant_url from the config
+                                         (or --base-url, or the config's anthropic_base_url)
   env.CLAUDE_CODE_API_KEY_HELPER_TTL_MS  "3300000" (55 minutes, under the 1-hour access token)
 Every other key and the file's layout stay as they are. The previous file is saved beside it
 as settings.json.bak-<UTC time>. A file with comments or invalid JSON is refused, untouched.
@@ -41,17 +43,22 @@ Flags:
   --project       Write ./.claude/settings.json of the current folder instead. Claude Code
                   applies it only after you trust the folder, and it is usually committed
   --profile NAME  Use profile NAME's tenant; the helper then runs \`token --profile NAME\`
+  --base-url URL  ANTHROPIC_BASE_URL to write instead of <tenant_url>/anthropic/v1, when your
+                  tenant's proxy serves the Messages API elsewhere; Claude Code appends
+                  /v1/messages to it (https; http only for loopback). \`doctor\` shows the result
   --undo          Take out what setup put in: keys it added are removed, values it replaced
                   come back; keys you changed since are left alone (with a warning)
 
 Examples:
   agent-runner-auth setup claude
   agent-runner-auth setup claude --profile work
+  agent-runner-auth setup claude --base-url https://acme.proxy.example.com/anthropic
   agent-runner-auth setup claude --project
   agent-runner-auth setup claude --undo`,
   options: {
     undo: { type: "boolean" },
     project: { type: "boolean" },
+    "base-url": { type: "string" },
   },
   subcommands: SETUP_TARGETS,
   run: (values) => runSetup(values),
@@ -64,6 +71,8 @@ export interface SetupOptions {
   project: boolean;
   /** `--profile` as given (`AGENT_RUNNER_PROFILE` is applied later by `selectProfile`). */
   profile: string | undefined;
+  /** `--base-url`, validated. */
+  baseUrl: string | undefined;
 }
 
 /** The flags as an options object; a missing or unknown target is a usage error. */
@@ -81,11 +90,20 @@ export function parseSetupOptions(
       `setup: unknown target "${target}"; try \`agent-runner-auth setup claude\``,
     );
   }
+  const baseUrl = typeof values["base-url"] === "string" ? values["base-url"].trim() : undefined;
+  if (baseUrl !== undefined) {
+    const problem = baseUrlProblem(baseUrl);
+    if (problem) throw new UsageError(`setup: --base-url ${problem}`);
+    if (values.undo === true) {
+      throw new UsageError("setup: --base-url cannot be combined with --undo");
+    }
+  }
   return {
     target: "claude",
     undo: values.undo === true,
     project: values.project === true,
     profile: typeof values.profile === "string" ? values.profile : undefined,
+    baseUrl,
   };
 }
 
@@ -133,6 +151,8 @@ async function runSetup(values: Record<string, string | boolean | undefined>): P
   const profile = selectProfile(options.profile);
   const loaded = requireConfig(paths.config, profile);
   const desired = settings.desiredSettings(loaded.config.tenant_url, profile);
+  const baseUrl = options.baseUrl ?? loaded.config.anthropic_base_url;
+  if (baseUrl !== undefined) desired["env.ANTHROPIC_BASE_URL"] = baseUrl;
   const r = await settings.applyClaudeSetup(files, desired);
   if (r.changes.length === 0) {
     stderrLine(`${shown} already points Claude Code at agent-runner-auth; nothing to change`);

@@ -14,12 +14,39 @@ import { openStore } from "../store/select.ts";
 import type { TokenStore } from "../store/store.ts";
 import { type FreshnessPolicy, policyFromEnv } from "../token/classify.ts";
 import { getToken, type TokenDeps } from "../token/get_token.ts";
+import {
+  claudeCaller,
+  judge,
+  noted,
+  readLastPrint,
+  retryWindowMs,
+  tokenHash,
+  writeLastPrint,
+} from "../token/last_print.ts";
+import { AppError, LoginRequiredError } from "../errors.ts";
 import { writeLoginState } from "../token/login_state.ts";
 import { type Context, makeContext } from "./context.ts";
 import { makeSay, printToken, stderrLine } from "./output.ts";
 
-/** Runs `token`; returns the exit code (0) or throws an AppError. */
+/**
+ * Runs `token`; returns the exit code (0) or throws an AppError. A failure's one line also
+ * goes to the controlling terminal (SPEC.md §1.7, `src/term/failure_line.ts`): Claude Code's
+ * TUI never shows the helper's stderr.
+ */
 export async function runToken(profileFlag?: string): Promise<number> {
+  try {
+    return await tokenOnce(profileFlag);
+  } catch (error) {
+    const message = error instanceof AppError
+      ? error.message
+      : `Internal error (please report it): ${error instanceof Error ? error.message : error}`;
+    const profile = profileFlag ?? (Deno.env.get("AGENT_RUNNER_PROFILE") || "default");
+    await (await import("../term/failure_line.ts")).echoFailureToTerminal(message, profile);
+    throw error;
+  }
+}
+
+async function tokenOnce(profileFlag?: string): Promise<number> {
   const ctx = makeContext(profileFlag);
   const loaded = requireConfig(ctx.paths.config, ctx.profile);
   // Warnings go with a printed token; when `token` fails, Claude Code shows its stderr as the
@@ -39,10 +66,46 @@ export async function runToken(profileFlag?: string): Promise<number> {
   );
   const deps = tokenDeps(ctx, loaded, store, policy, warn);
   deps.notify = stderrLine;
-  const token = await getToken(deps);
+  let token = await getToken(deps);
+  const caller = claudeCaller(Deno.env, Deno.ppid);
+  if (caller) token = await unlessRejected(token, caller, ctx.files.lastPrint, deps);
   for (const line of pending) stderrLine(line);
   printToken(token);
   return 0;
+}
+
+/**
+ * SPEC.md §1.6: when Claude Code asks again for the token it just got, the API rejected it;
+ * refresh once (see `last_print.ts` for the rule and its bounds). One read and one write of a
+ * small file on the cached path.
+ */
+async function unlessRejected(
+  token: string,
+  caller: string,
+  path: string,
+  deps: TokenDeps,
+): Promise<string> {
+  const now = deps.now();
+  const h = tokenHash(token);
+  const record = readLastPrint(path);
+  const verdict = judge(record, caller, h, now, retryWindowMs(deps.policy.helperTtlMs));
+  if (verdict.kind === "print") {
+    writeLastPrint(path, noted(record, caller, h, now));
+    return token;
+  }
+  if (verdict.kind === "rejected_again") {
+    throw new LoginRequiredError(
+      `The API rejected the token again, although agent-runner-auth replaced a rejected one ${verdict.secondsAgo} s ago; the proxy does not accept this sign-in: run \`agent-runner-auth login\` (and \`agent-runner-auth doctor\`), or ask your administrator`,
+    );
+  }
+  debug("Claude Code asked again for the token it just got: the API rejected it; refreshing");
+  const fresh = await getToken({ ...deps, rejected: token });
+  const freshHash = tokenHash(fresh);
+  // Re-read: a parallel session may have recovered (and noted it) while we waited for the lock.
+  const latest = readLastPrint(path);
+  const rec = latest?.rec?.h === freshHash ? latest.rec : { at: deps.now(), h: freshHash };
+  writeLastPrint(path, noted(latest, caller, freshHash, deps.now(), rec));
+  return fresh;
 }
 
 /** A warning for the user (stderr) that is also kept in the log file. */
@@ -90,6 +153,10 @@ export function tokenDeps(
         }, new refresh token: ${grant.refreshToken ? "yes (rotation)" : "no"}`,
       );
       return grant;
+    },
+    lookupUser: async (accessToken, sub) => {
+      const { fetchUserInfo } = await import("../oauth/client.ts");
+      return await fetchUserInfo(loaded, accessToken, sub, { timeoutMs: tunables.httpTimeoutMs });
     },
     login: async (inter) => {
       const { browserLogin } = await import("../oauth/login.ts");

@@ -29,6 +29,11 @@ export interface Config {
   issuer?: string;
   /** Pinned token store backend (`auto` when absent). */
   store?: string;
+  /**
+   * `ANTHROPIC_BASE_URL` for `setup claude` when the tenant's proxy does not serve the connect
+   * page's `<tenant_url>/anthropic/v1` (Claude Code appends `/v1/messages` to it).
+   */
+  anthropic_base_url?: string;
 }
 
 /** A validated config plus what was derived from it. */
@@ -211,6 +216,12 @@ export function validateConfig(
     throw field("store", `must be one of ${STORE_NAMES.join(", ")}; got ${quote(store)}`);
   }
 
+  const anthropicBaseUrl = str("anthropic_base_url", false);
+  if (anthropicBaseUrl !== undefined) {
+    const problem = baseUrlProblem(anthropicBaseUrl);
+    if (problem) throw field("anthropic_base_url", problem);
+  }
+
   const config: Config = {
     tenant_url: tenantUrl,
     auth_domain: authDomain,
@@ -220,7 +231,29 @@ export function validateConfig(
   if (redirectUri !== undefined) config.redirect_uri = redirectUri;
   if (issuer !== undefined) config.issuer = issuer;
   if (store !== undefined) config.store = store;
+  if (anthropicBaseUrl !== undefined) config.anthropic_base_url = anthropicBaseUrl;
   return { path, profile, raw, section, config, authBase };
+}
+
+/**
+ * Why `value` cannot be Claude Code's `ANTHROPIC_BASE_URL`, or `null` when it can: validated
+ * like `tenant_url` (https; http only for loopback), and without query, fragment or
+ * credentials, since Claude appends `/v1/messages` to it.
+ */
+export function baseUrlProblem(value: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return `is not a URL: ${quote(value)}`;
+  }
+  if (!(u.protocol === "https:" || (u.protocol === "http:" && isLoopbackHost(u.hostname)))) {
+    return "must use https (http only for loopback)";
+  }
+  if (u.search !== "" || u.hash !== "" || u.username !== "" || u.password !== "") {
+    return "must not carry a query, fragment or credentials";
+  }
+  return null;
 }
 
 /** Why `uri` cannot be a loopback redirect URI (RFC 8252 §7.3), or `null` when it can. */

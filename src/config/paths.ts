@@ -26,6 +26,8 @@ export interface Paths {
   lock: string;
   /** Outcome of the last browser login, for waiters and the abandoned-login cooldown. */
   loginState: string;
+  /** Hash of the last printed token and who got it (rejected-token recovery, SPEC.md §1.6). */
+  lastPrint: string;
   /**
    * The failure log (`doctor` and `status` point to it, since Claude Code may hide stderr):
    * `$XDG_STATE_HOME/agent-runner` (`~/.local/state/agent-runner`), `%LOCALAPPDATA%` on
@@ -45,6 +47,7 @@ export function resolvePaths(env: Env = Deno.env, os: typeof Deno.build.os = Den
     config: `${dir}${sep}config.json`,
     lock: `${dir}${sep}lock`,
     loginState: `${dir}${sep}login-state.json`,
+    lastPrint: `${dir}${sep}last-print.json`,
     log: `${stateDir}${sep}agent-runner-auth.log`,
   };
 }

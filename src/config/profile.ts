@@ -5,7 +5,7 @@
  *
  *     items   agent-runner-access-token@NAME, agent-runner-refresh-token@NAME
  *     lock    <config dir>/lock@NAME          (a login in one tenant never blocks another)
- *     state   <config dir>/login-state@NAME.json
+ *     state   <config dir>/login-state@NAME.json, <config dir>/last-print@NAME.json
  *
  * No imports beyond config types: this is on the cached `token` path.
  *
@@ -54,10 +54,16 @@ export function profileItems(profile: string): { access: string; refresh: string
 }
 
 /** Lock and login-state files of a profile. */
-export function profileFiles(paths: Paths, profile: string): { lock: string; loginState: string } {
-  if (profile === DEFAULT_PROFILE) return { lock: paths.lock, loginState: paths.loginState };
+export function profileFiles(
+  paths: Paths,
+  profile: string,
+): { lock: string; loginState: string; lastPrint: string } {
+  if (profile === DEFAULT_PROFILE) {
+    return { lock: paths.lock, loginState: paths.loginState, lastPrint: paths.lastPrint };
+  }
   return {
     lock: `${paths.lock}@${profile}`,
     loginState: paths.loginState.replace(/\.json$/, `@${profile}.json`),
+    lastPrint: paths.lastPrint.replace(/\.json$/, `@${profile}.json`),
   };
 }

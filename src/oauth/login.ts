@@ -88,7 +88,8 @@ export async function browserLogin(
     }).toString();
 
     const pasting = options.paste && options.readLine !== undefined;
-    const port = new URL(listener.redirectUri).port;
+    // `ssh -L PORT:HOST:PORT` carries the browser's redirect from the user's machine to us.
+    const { host, port } = new URL(listener.redirectUri);
     if (options.pasteBecause && pasting) {
       options.say(`${options.pasteBecause}, so switching to paste mode.`);
     }
@@ -108,7 +109,7 @@ export async function browserLogin(
     if (pasting) {
       options.say(
         `Then paste the full address your browser ends on (${listener.redirectUri}?code=…; the page may fail to load), or just its code, and press Enter. ` +
-          `With the port forwarded (ssh -L ${port}:localhost:${port} …) the sign-in completes by itself.`,
+          `With the port forwarded (ssh -L ${port}:${host}) the sign-in completes by itself.`,
       );
       waits.push(readPasted(options.readLine!, as, client, state, options.say));
     }

@@ -41,6 +41,7 @@ import {
   decodeRefresh,
   encodeAccess,
   encodeRefresh,
+  type UserInfo,
 } from "./record.ts";
 
 /** A successful grant, as the OAuth layer returns it. */
@@ -74,8 +75,24 @@ export interface TokenDeps {
   force?: boolean;
   /** `refresh`: a failed refresh is an error, never answered with the still-valid old token. */
   strict?: boolean;
+  /**
+   * A token the API just rejected (SPEC.md §1.6, `last_print.ts`): if the store still holds
+   * it, refresh under the lock whatever its expiry, and never print it again; if another
+   * process replaced it meanwhile, print that one without a request.
+   */
+  rejected?: string;
   /** After a failed or abandoned login, `token` opens no browser for this long. */
   cooldownMs: number;
+  /**
+   * `false` for a verb that never signs in (`refresh`): its failure then says what it needs,
+   * never that a browser is held back by the cooldown (issue 13 item 6).
+   */
+  signsIn?: boolean;
+  /**
+   * Asks the auth server who an access token belongs to (`/oauth2/userInfo`), for a refresh
+   * that names no one when nothing is known; `undefined` when it cannot tell. Never throws.
+   */
+  lookupUser?: (accessToken: string, sub: string | undefined) => Promise<UserInfo | undefined>;
   pid: number;
 }
 
@@ -90,7 +107,9 @@ export async function getToken(deps: TokenDeps): Promise<string> {
   const d: TokenDeps = { ...deps, warn: onceEach(deps.warn) };
   // The cached path reads one item: the refresh token is only needed when this one is stale.
   const access = await readAccess(d);
-  if (!d.force && access && isFresh(access, d.now(), d.policy)) return access.token;
+  if (
+    !d.force && access && isFresh(access, d.now(), d.policy) && access.token !== d.rejected
+  ) return access.token;
 
   // Off the cached path: the store's costly first calls happen before the lock, side by side,
   // and while the lock's own module loads.
@@ -115,7 +134,7 @@ export async function getToken(deps: TokenDeps): Promise<string> {
     if (error instanceof LockTimeoutError) {
       const again = classify(await readStored(d), d.now(), d.policy);
       const usable = again.kind === "cached" ? again.access : again.fallback;
-      if (usable && !d.strict) {
+      if (usable && !d.strict && usable.token !== d.rejected) {
         d.warn(`${error.message}; printing the current token, ${validFor(usable, d.now())}`);
         return usable.token;
       }
@@ -142,6 +161,7 @@ async function underLock(
     if (d.force && round === 0 && decision.kind === "cached" && stored.refresh) {
       decision = { kind: "refresh", refresh: stored.refresh, fallback: decision.access };
     }
+    if (d.rejected !== undefined) decision = notRejected(decision, stored, d.rejected);
     if (decision.kind === "cached") return decision.access.token;
     if (decision.kind === "login") {
       return await loginOrFail(
@@ -175,6 +195,12 @@ async function underLock(
           "The sign-in session expired or was revoked (stored tokens removed)",
         );
       }
+      if (d.rejected !== undefined && error instanceof AppError) {
+        throw new AppError(
+          error.code,
+          `The API rejected the token and getting a new one failed: ${error.message}`,
+        );
+      }
       if (decision.fallback && !d.strict && !(error instanceof StoreError)) {
         d.warn(
           `Could not refresh the token (${messageOf(error)}); printing the current one, ${
@@ -185,13 +211,51 @@ async function underLock(
       }
       throw error;
     }
-    // Cognito omits the user on refresh only when no ID token comes back; keep what we knew.
-    if (!grant.access.user && decision.fallback?.user) grant.access.user = decision.fallback.user;
-    else if (!grant.access.user && stored.access?.user) grant.access.user = stored.access.user;
+    await knowUser(d, grant, decision.fallback?.user ?? stored.access?.user);
     await save(d, grant);
     return grant.access.token;
   }
   throw new AuthError("The refresh token kept changing under us; run `agent-runner-auth login`");
+}
+
+/** A user named by an email or a username (what `status` shows). */
+function names(user: UserInfo | undefined): boolean {
+  return Boolean(user?.email || user?.username);
+}
+
+/**
+ * Keeps the user known across a refresh: Cognito omits the user when no ID token comes back,
+ * and a provider that keeps profile claims in userinfo sends an ID token with `sub` only. So a
+ * grant that names no one takes what we knew (same `sub`), and when nothing is known asks
+ * userinfo once (issue 13 item 8).
+ */
+async function knowUser(d: TokenDeps, grant: Grant, known: UserInfo | undefined): Promise<void> {
+  if (names(grant.access.user)) return;
+  const sub = grant.access.user?.sub;
+  if (names(known) && (!sub || !known!.sub || known!.sub === sub)) {
+    grant.access.user = { ...known, ...grant.access.user };
+    return;
+  }
+  const found = await d.lookupUser?.(grant.access.token, sub);
+  if (found) grant.access.user = { ...grant.access.user, ...found };
+  else if (!grant.access.user && known) grant.access.user = known;
+}
+
+/**
+ * The decision once the API rejected `rejected`: that token is refreshed away even when fresh,
+ * and never kept as the fallback printed when the server cannot be reached.
+ */
+function notRejected(decision: Decision, stored: Stored, rejected: string): Decision {
+  if (decision.kind === "cached") {
+    if (decision.access.token !== rejected) return decision;
+    if (!stored.refresh) {
+      throw new LoginRequiredError(
+        "The API rejected the token and there is no refresh token to get another; run `agent-runner-auth login`",
+      );
+    }
+    return { kind: "refresh", refresh: stored.refresh, fallback: null };
+  }
+  return decision.fallback?.token === rejected ? { ...decision, fallback: null } : decision;
 }
 
 async function loginOrFail(
@@ -208,7 +272,7 @@ async function loginOrFail(
   const now = d.now();
   const lastFailed = last && (last.status === "failed" || last.status === "abandoned" ||
     (last.status === "in_progress" && last.pid !== d.pid));
-  if (last && lastFailed) {
+  if (d.signsIn !== false && last && lastFailed) {
     const how = last.status === "failed" ? "failed" : "was abandoned";
     // We waited behind this login if its outcome was written during our wait, or if it is the
     // very `in_progress` record we saw when we began waiting: its process died holding the lock

@@ -330,3 +330,132 @@ Deno.test("token: unreadable items are reported and treated as absent", async ()
     /Ignoring the unreadable item agent-runner-access-token \(not valid JSON\)/,
   );
 });
+
+Deno.test("issue 13 item 6: refresh after an abandoned login speaks of refreshing, not of a browser cooldown", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const s = setup();
+    s.deps.loginStatePath = `${dir}/login-state.json`;
+    await Deno.writeTextFile(
+      s.deps.loginStatePath,
+      JSON.stringify({ status: "abandoned", pid: 1, at: T0 - 10_000 }),
+    );
+    s.deps.strict = true;
+    s.deps.signsIn = false;
+    s.deps.interactivity = () => ({
+      interactive: false,
+      reason: "`refresh` only renews a stored sign-in",
+      terminal: null,
+      browser: null,
+    });
+    const err = await getToken(s.deps).catch((e) => e);
+    assert.ok(err instanceof LoginRequiredError);
+    assert.equal(
+      err.message,
+      "Not signed in, and cannot sign in here: `refresh` only renews a stored sign-in; run `agent-runner-auth login`",
+    );
+    assert.doesNotMatch(err.message, /browser|none is opened/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("issue 13 item 8: a refresh that names no one keeps the known user, else asks userinfo once", async () => {
+  const lookups: (string | undefined)[] = [];
+  const lookupUser = (_at: string, sub: string | undefined) => {
+    lookups.push(sub);
+    return Promise.resolve({ email: "u@example.com", sub });
+  };
+  // Nothing known, the ID token carries only `sub`: userinfo is asked, the user stored.
+  const s = setup({
+    refresh: () => {
+      const g = grant("refreshed", T0);
+      g.access.user = { sub: "sub-1" };
+      return Promise.resolve(g);
+    },
+  });
+  s.deps.lookupUser = lookupUser;
+  await s.put(120, "rt");
+  assert.equal(await getToken(s.deps), "refreshed");
+  assert.deepEqual(lookups, ["sub-1"]);
+  assert.deepEqual((await s.read()).access, {
+    ok: true,
+    record: {
+      token: "refreshed",
+      obtainedAt: T0,
+      expiresAt: T0 + 60 * MIN,
+      lifetimeKnown: true,
+      user: { sub: "sub-1", email: "u@example.com" },
+    },
+  });
+
+  // Known (stored with the access token) and no ID token: kept, userinfo not asked.
+  const k = setup();
+  k.deps.lookupUser = lookupUser;
+  await k.store.set(
+    ITEMS.access,
+    encodeAccess({
+      token: "old",
+      obtainedAt: T0 - 120 * MIN,
+      expiresAt: T0 - 60 * MIN,
+      lifetimeKnown: true,
+      user: { email: "known@example.com" },
+    }),
+  );
+  await k.put(null, "rt");
+  assert.equal(await getToken(k.deps), "refreshed");
+  assert.equal(lookups.length, 1, "userinfo not asked when the user is known");
+  const after = (await k.read()).access;
+  assert.ok(after?.ok);
+  assert.deepEqual(after.record.user, { email: "known@example.com" });
+});
+
+// ---- a token the API rejected (SPEC.md §1.6) ---------------------------------------------------
+
+Deno.test("token: rejected fresh token -> one refresh under the lock, the new token printed", async () => {
+  const s = setup();
+  await s.put(5, "rt");
+  assert.equal(await getToken({ ...s.deps, rejected: "stored-at" }), "refreshed");
+  assert.equal(s.calls.refresh, 1);
+  assert.equal(s.lock.acquisitions, 1);
+});
+
+Deno.test("token: rejected token already replaced by another process -> printed, no request", async () => {
+  const s = setup();
+  await s.put(5, "rt");
+  assert.equal(await getToken({ ...s.deps, rejected: "some-older-token" }), "stored-at");
+  assert.equal(s.calls.refresh, 0);
+});
+
+Deno.test("token: rejected token and no refresh token -> one line naming login", async () => {
+  const s = setup();
+  await s.put(5, null);
+  await assert.rejects(
+    getToken({ ...s.deps, rejected: "stored-at" }),
+    (e: Error) =>
+      e instanceof LoginRequiredError && /rejected the token and there is no refresh token/.test(
+        e.message,
+      ) && /agent-runner-auth login/.test(e.message),
+  );
+});
+
+Deno.test("token: rejected token and the refresh fails -> an error, never the rejected token", async () => {
+  const s = setup({
+    refresh: () => Promise.reject(new NetworkError("auth domain unreachable", { retryable: true })),
+  });
+  await s.put(5, "rt");
+  await assert.rejects(
+    getToken({ ...s.deps, rejected: "stored-at" }),
+    (e: Error) =>
+      /^The API rejected the token and getting a new one failed: auth domain/.test(e.message),
+  );
+  assert.equal(s.calls.refresh, 3, "the bounded retry of a refresh without fallback");
+  assert.deepEqual(s.warnings, [], "no 'printing the current token' fallback");
+});
+
+Deno.test("token: rejected token, invalid_grant -> tokens removed, the usual login rule", async () => {
+  const s = setup({ refresh: () => Promise.reject(new AuthError("expired", "invalid_grant")) });
+  await s.put(5, "rt");
+  await assert.rejects(getToken({ ...s.deps, rejected: "stored-at" }), LoginRequiredError);
+  assert.equal(await s.store.get(ITEMS.access), null);
+});
