@@ -1,12 +1,12 @@
 /**
  * What a newcomer reads first agrees with what runs (issue 13 points 9 and 13): the README's two
  * commands use the Deno pinned in `.deno-version` (the one place it is kept); the packages the
- * README names are the ones `tools/setup.ts` installs and `.ci/run` installs; the verbs table
+ * README names are the ones `test/setup.ts` installs and `.ci/run` installs; the verbs table
  * has every verb; the README and `login --help` show one example scope.
  */
 import assert from "node:assert/strict";
 import { loginVerb } from "../src/cli/login.ts";
-import { DEMO_PACKAGES, TEST_PACKAGES } from "../tools/setup.ts";
+import { DEMO_PACKAGES, TEST_PACKAGES } from "../test/setup.ts";
 import { DIST_APT_PACKAGES } from "./fixtures/dist/helpers.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
@@ -33,13 +33,13 @@ Deno.test("newcomer: the README's two commands quote the Deno pinned in .deno-ve
   // the tasks set up first
   assert.deepEqual(denoJson.tasks.test.dependencies, ["setup:test"]);
   assert.deepEqual(denoJson.tasks.demo.dependencies, ["setup:demo"]);
-  assert.match(denoJson.tasks["setup:test"].command, /tools\/setup\.ts test$/);
-  assert.match(denoJson.tasks["setup:demo"].command, /tools\/setup\.ts demo$/);
+  assert.match(denoJson.tasks["setup:test"].command, /test\/setup\.ts test$/);
+  assert.match(denoJson.tasks["setup:demo"].command, /test\/setup\.ts demo$/);
   // and .ci/run takes Deno from the same file
   assert.match(await read(".ci/run"), /\.deno-version/);
 });
 
-Deno.test("newcomer: the README, tools/setup.ts and .ci/run name the same Debian packages", async () => {
+Deno.test("newcomer: the README, test/setup.ts and .ci/run name the same Debian packages", async () => {
   const readme = await read("README.md");
   const fresh = readme.slice(readme.indexOf("## On a fresh machine"), readme.indexOf("## Install"))
     .replace(/\s+/g, " ");

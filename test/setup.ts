@@ -7,7 +7,7 @@
  * run. Nothing happens when everything is there, and off Debian it says what the tests would
  * use and goes on (the keyring tests skip themselves where their tools are missing).
  *
- * `deno run --allow-run --allow-sys=uid tools/setup.ts demo|test`
+ * `deno run --allow-run --allow-sys=uid test/setup.ts demo|test`
  *
  * @module
  */
@@ -123,7 +123,7 @@ export const systemDeps: SetupDeps = {
 if (import.meta.main) {
   const which = Deno.args[0];
   if (which !== "demo" && which !== "test") {
-    console.error("usage: tools/setup.ts demo|test");
+    console.error("usage: test/setup.ts demo|test");
     Deno.exit(2);
   }
   Deno.exit(await setup(which === "demo" ? DEMO_PACKAGES : TEST_PACKAGES, systemDeps));

@@ -67,7 +67,7 @@ Deno.test("setup: the real script reads dpkg-query and calls apt-get (stand-ins 
       mode: 0o755,
     });
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-q", "--allow-run", "--allow-sys=uid", "tools/setup.ts", "demo"],
+      args: ["run", "-q", "--allow-run", "--allow-sys=uid", "test/setup.ts", "demo"],
       cwd: new URL("..", import.meta.url).pathname,
       env: { PATH: `${dir}:/usr/bin:/bin` },
       stdout: "piped",
