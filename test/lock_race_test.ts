@@ -171,8 +171,9 @@ Deno.test({
     assertEquals(output.code, 0, describe(output));
     const result = JSON.parse(decode(output.stdout));
     assertEquals(result.result, "acquired");
-    const delay = result.at - killedAt;
-    assert(delay < 1500, `the waiter took the lock ${delay} ms after the holder died`);
+    // Acquired, not timed out (its bound is 15 s): the kernel released the dead holder's lock.
+    // No bound on how soon: on a loaded machine the poll comes late (issue 11 #8).
+    assert(result.at >= killedAt, "taken after the holder died");
     if (Deno.build.os === "linux") {
       assert(Deno.statSync(`/proc/${grandchild}`).isDirectory, "grandchild should still run");
     }
@@ -189,18 +190,17 @@ Deno.test({
     await workers.waitForLine("locked ");
 
     const timeoutMs = 700;
-    const started = performance.now();
     const output = await workers.spawn(["wait", workers.lock, workers.log, String(timeoutMs)])
       .done;
-    const wall = performance.now() - started;
     assertEquals(output.code, 7, describe(output));
     const result = JSON.parse(decode(output.stdout));
     assertEquals(result.result, "timeout");
     assertEquals(result.name, new LockTimeoutError("").name);
     assert(result.message.includes(workers.lock), result.message);
     assert(result.message.includes("another agent-runner-auth process holds it"));
-    assert(result.ms >= timeoutMs && result.ms < timeoutMs + 500, `gave up after ${result.ms} ms`);
-    assert(wall < 10_000, `the waiting process took ${wall} ms to finish`);
+    assert(result.ms >= timeoutMs, `gave up after ${result.ms} ms, before its bound`);
+    // It ended by itself (the Workers bound of 30 s would have killed a hung one): no
+    // wall-clock upper bound, which a loaded machine breaks (issue 11 #8).
     assertEquals(workers.logLines().filter((l) => l.startsWith("waiting ")).length, 1);
   },
 });

@@ -19,6 +19,9 @@ import {
 } from "./fixtures/fault_kit.ts";
 import { secretServiceTest, World } from "./harness.ts";
 
+/** For the process whose request the server holds: it must not give up on it first. */
+const PATIENT = { AGENT_RUNNER_HTTP_TIMEOUT_MS: "600000" };
+
 /** A gate: `hold` stays pending until `open()`. */
 function gate(): { hold: Promise<void>; open: () => void } {
   let open!: () => void;
@@ -40,16 +43,17 @@ secretServiceTest(
       world.server.setFault("token", { hold: refresh.hold, times: 1 });
 
       // `token` in a terminal with a browser: a login could open one, and must not.
-      const token = startInTerminal(world, ["token"], {}, 120_000);
+      // The held request must outlast the client's own timeout, however slow the machine.
+      const token = startInTerminal(world, ["token"], PATIENT, 600_000);
       await waitUntil(
         () => world.server.counters.tokenByGrant.refresh_token === 1,
-        60_000,
+        300_000,
         "the refresh",
       );
-      const logout = startCli(world, ["logout"], {}, 120_000);
+      const logout = startCli(world, ["logout"], {}, 600_000);
       await logout.waitForStderr(
         /Waiting for another agent-runner-auth \(profile default\) to finish before signing out…/,
-        60_000,
+        300_000,
       );
       refresh.open();
 
@@ -89,10 +93,10 @@ secretServiceTest(
       world.server.resetCounters();
       world.server.setFault("revoke", { hold: revoke.hold, times: 1 });
 
-      const logout = startCli(world, ["logout"], {}, 120_000);
-      await waitUntil(() => world.server.counters.revoke === 1, 60_000, "the revocation");
-      const token = startInTerminal(world, ["token"], {}, 120_000);
-      await token.waitForStderr(/Waiting for another agent-runner-auth/, 60_000);
+      const logout = startCli(world, ["logout"], PATIENT, 600_000);
+      await waitUntil(() => world.server.counters.revoke === 1, 300_000, "the revocation");
+      const token = startInTerminal(world, ["token"], {}, 600_000);
+      await token.waitForStderr(/Waiting for another agent-runner-auth/, 300_000);
       revoke.open();
 
       const [l, t] = await Promise.all([logout.done, token.done]);

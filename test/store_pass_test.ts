@@ -184,10 +184,8 @@ Deno.test({
       await store.set(ACCESS_ITEM, "needs the passphrase to read");
       // Forget the cached passphrase: the next decryption would need pinentry.
       await new Deno.Command("gpgconf", { args: ["--kill", "gpg-agent"], env: pass.env }).output();
-      const started = performance.now();
+      // "locked", not "timeout": gpg failed at once instead of waiting for pinentry.
       const error = await assertStoreError(store.get(ACCESS_ITEM), "locked");
-      const ms = performance.now() - started;
-      same(ms < 5000, true, `answered in ${ms.toFixed(0)} ms, not after the timeout`);
       same(/passphrase/.test(error.message), true, error.message);
       const log = await Deno.readTextFile(`${root}/pinentry.log`).catch(() => "");
       same(log, "", "pinentry was never started");

@@ -269,9 +269,10 @@ Deno.test({
       same(line.failure, "timeout", String(line.message));
       same(String(line.message).includes("within 300 ms"), true, String(line.message));
       const ms = line.ms as number;
-      same(ms >= 290 && ms < 2000, true, `timed out after ${ms} ms`);
-      // GDBus would give up only after 25 s; the explicit exit ends the process at once.
-      same(wallMs < 10_000, true, `process ended in ${wallMs} ms`);
+      same(ms >= 290, true, `timed out after ${ms} ms, before the bound`);
+      // GDBus would give up only after 25 s; the explicit exit ends the process well before.
+      // (Generous: this tells 25 s from a prompt exit, not how fast a loaded machine is.)
+      same(wallMs < 20_000, true, `process ended in ${wallMs} ms`);
     } finally {
       await service.stop();
     }

@@ -12,10 +12,15 @@
  * @module
  */
 
-/** What the demo needs: a private Secret Service (gnome-keyring in its own D-Bus session). */
+/**
+ * What the demo needs: a private Secret Service (gnome-keyring in its own D-Bus session) and
+ * the tools the fixture checks for (`secret-tool`, `dbus-send`, `dbus-monitor`:
+ * test/fixtures/secret_service.ts). Found missing by running the demo on a fresh debootstrap.
+ */
 export const DEMO_PACKAGES: readonly string[] = [
   "gnome-keyring",
   "libsecret-1-0",
+  "libsecret-tools",
   "dbus",
 ];
 
@@ -27,7 +32,6 @@ export const DEMO_PACKAGES: readonly string[] = [
  */
 export const TEST_PACKAGES: readonly string[] = [
   ...DEMO_PACKAGES,
-  "libsecret-tools",
   "pass",
   "gnupg",
   "bsdutils",

@@ -30,9 +30,9 @@ Deno.test("setup: as root, apt-get installs exactly what is missing", async () =
   assert.equal(await setup(DEMO_PACKAGES, f.deps), 0);
   assert.deepEqual(f.ran, [
     "noninteractive apt-get update -qq",
-    "noninteractive apt-get install -y -qq --no-install-recommends libsecret-1-0 dbus",
+    "noninteractive apt-get install -y -qq --no-install-recommends libsecret-1-0 libsecret-tools dbus",
   ]);
-  assert.deepEqual(f.said, ["setup: apt-get install libsecret-1-0 dbus"]);
+  assert.deepEqual(f.said, ["setup: apt-get install libsecret-1-0 libsecret-tools dbus"]);
   const failing = fake([], true, "install");
   assert.equal(await setup(DEMO_PACKAGES, failing.deps), 1);
   assert.match(failing.said.at(-1)!, /apt-get install failed/);
@@ -42,7 +42,7 @@ Deno.test("setup: not root, one line with the exact sudo command, exit 1, nothin
   const f = fake(["dbus"], false);
   assert.equal(await setup(DEMO_PACKAGES, f.deps), 1);
   assert.deepEqual(f.said, [
-    "setup: missing Debian packages; run: sudo apt-get install -y gnome-keyring libsecret-1-0",
+    "setup: missing Debian packages; run: sudo apt-get install -y gnome-keyring libsecret-1-0 libsecret-tools",
   ]);
   assert.deepEqual(f.ran, []);
 });
@@ -76,14 +76,14 @@ Deno.test("setup: the real script reads dpkg-query and calls apt-get (stand-ins 
     const stderr = new TextDecoder().decode(out.stderr);
     if (Deno.uid() === 0) {
       assert.equal(out.code, 0, stderr);
-      assert.equal(stderr, "setup: apt-get install libsecret-1-0 dbus\n");
+      assert.equal(stderr, "setup: apt-get install libsecret-1-0 libsecret-tools dbus\n");
       assert.equal(
         await Deno.readTextFile(`${dir}/apt.log`),
-        "update -qq\ninstall -y -qq --no-install-recommends libsecret-1-0 dbus\n",
+        "update -qq\ninstall -y -qq --no-install-recommends libsecret-1-0 libsecret-tools dbus\n",
       );
     } else {
       assert.equal(out.code, 1);
-      assert.match(stderr, /sudo apt-get install -y libsecret-1-0 dbus\n$/);
+      assert.match(stderr, /sudo apt-get install -y libsecret-1-0 libsecret-tools dbus\n$/);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -21,10 +21,22 @@
  *   `const CFBooleanRef`: Deno's `{ type: "pointer" }` static gives the variable's ADDRESS, so
  *   each is dereferenced once. The dictionary callback structs are passed as that address
  *   (`&kCFTypeDictionaryKeyCallBacks`). Verified for statics on Linux (deno-ffi.md §0.3).
+ * - Every query says `kSecUseDataProtectionKeychain: false`. Without the key, SecItem on macOS
+ *   targets both keychains (Security sources, `SecItemCategorizeQuery`): each read, update and
+ *   delete also goes to the data protection keychain, a round trip whose answer we discard (and
+ *   a delete there could remove another program's item of the same name). With `false` only the
+ *   file-based login keychain is used, which is where our items live (issue 11 #7).
  * - The four SecItem calls are `nonblocking` (they run on Deno's blocking pool) because they block
- *   while a Keychain unlock or "allow access" dialog waits for the user; each is raced against the
- *   store timeout. A call that loses the race still runs, so the CF objects it uses are released
- *   only once it returns; it keeps the process alive until then, so the CLI ends with `Deno.exit`
+ *   while a Keychain unlock or "allow access" dialog waits for the user. Items of the file-based
+ *   keychain raise that UI whatever `kSecUseAuthenticationUI` says: the unlock dialog, and "allow
+ *   access" for a binary the item's access list does not know yet (a new or ad-hoc-signed
+ *   build, so after every upgrade). So where a dialog can be shown at all (a GUI security
+ *   session, `SessionGetInfo`'s `sessionHasGraphicAccess`; not over SSH, not with `$CI`) a call
+ *   gets human time (`dialogTimeoutMs`, 2 minutes), and after a second says once that it waits
+ *   for the dialog; `token` then waits with it, as Claude Code does (it shows "slow helper"
+ *   after 10 s and waits minutes). Elsewhere no dialog can appear, and the short store timeout
+ *   stays. A call that loses the race still runs, so the CF objects it uses are released only
+ *   once it returns; it keeps the process alive until then, so the CLI ends with `Deno.exit`
  *   (deno-ffi.md §0.6, SPEC.md §4).
  * - Both frameworks are opened lazily on the first call, by absolute path (on macOS 11+ they live
  *   in the dyld shared cache, and `dlopen` of the path still works: Bun and go-keyring do it).
@@ -95,6 +107,8 @@ export const coreFoundationSymbols = {
   CFDataGetBytePtr: { parameters: ["pointer"], result: "pointer" },
   // const CFBooleanRef kCFBooleanTrue;   a variable: dereference once
   kCFBooleanTrue: { type: "pointer" },
+  // const CFBooleanRef kCFBooleanFalse;   likewise
+  kCFBooleanFalse: { type: "pointer" },
   // const CFDictionaryKeyCallBacks kCFTypeDictionaryKeyCallBacks;   a struct: pass its address
   kCFTypeDictionaryKeyCallBacks: { type: "pointer" },
   // const CFDictionaryValueCallBacks kCFTypeDictionaryValueCallBacks;   likewise
@@ -152,7 +166,27 @@ export const securitySymbols = {
   kSecMatchLimit: { type: "pointer" },
   // const CFStringRef kSecMatchLimitOne;
   kSecMatchLimitOne: { type: "pointer" },
+  // const CFStringRef kSecUseDataProtectionKeychain;   macOS 10.15+: absent before, so optional
+  kSecUseDataProtectionKeychain: { type: "pointer", optional: true },
+  // OSStatus SessionGetInfo(SecuritySessionId session, SecuritySessionId *sessionId,
+  //     SessionAttributeBits *attributes);   AuthSession.h; both types are UInt32
+  SessionGetInfo: {
+    parameters: [
+      "u32", // SecuritySessionId session: callerSecuritySession, ((SecuritySessionId)-1)
+      "buffer", // SecuritySessionId *sessionId: out, a Uint32Array(1)
+      "buffer", // SessionAttributeBits *attributes: out, a Uint32Array(1)
+    ],
+    result: "i32", // OSStatus: errSessionSuccess (0)
+    optional: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** AuthSession.h: `callerSecuritySession`, the session of the calling process. */
+export const callerSecuritySession = 0xffffffff;
+/** AuthSession.h: the session has access to the window server, so dialogs can be shown. */
+export const sessionHasGraphicAccess = 0x10;
+/** AuthSession.h: the session was established over the network (SSH). */
+export const sessionIsRemote = 0x1000;
 
 /** The symbols the wrapper calls: the two frameworks, or fakes with the same signatures. */
 export interface SecurityNative {
@@ -260,9 +294,11 @@ export function keychainError(operation: KeychainOperation, status: number): Key
     case errSecInteractionRequired:
       return fail(
         "locked",
-        "the login keychain is locked and this session cannot show the unlock dialog (SSH, " +
-          "launchd, a background session); unlock it with `security unlock-keychain` in this " +
-          "session, or run agent-runner-auth from the Mac's desktop",
+        "the Keychain needs a dialog this session cannot show (SSH, launchd, $CI, a " +
+          "background session): the login keychain is locked, or the item asks to confirm " +
+          "this program (a new or upgraded agent-runner-auth); unlock it here with `security " +
+          "unlock-keychain login.keychain`, or run `agent-runner-auth token` once in a " +
+          "Terminal on the Mac's desktop and choose Always Allow",
       );
     case errSecInDarkWake:
       return fail("locked", "the Mac is in dark wake and cannot show a Keychain dialog");
@@ -317,6 +353,9 @@ interface _Loaded {
     matchLimit: Deno.PointerObject;
     matchLimitOne: Deno.PointerObject;
     true: Deno.PointerObject;
+    false: Deno.PointerObject;
+    /** `null` before macOS 10.15, where the key does not exist (nor the second keychain). */
+    useDataProtection: Deno.PointerObject | null;
   };
 }
 
@@ -374,6 +413,10 @@ function _prepare(native: SecurityNative): _Loaded {
       matchLimit: _deref(sec.kSecMatchLimit, "kSecMatchLimit"),
       matchLimitOne: _deref(sec.kSecMatchLimitOne, "kSecMatchLimitOne"),
       true: _deref(cf.kCFBooleanTrue, "kCFBooleanTrue"),
+      false: _deref(cf.kCFBooleanFalse, "kCFBooleanFalse"),
+      useDataProtection: sec.kSecUseDataProtectionKeychain === null
+        ? null
+        : _deref(sec.kSecUseDataProtectionKeychain, "kSecUseDataProtectionKeychain"),
     },
   };
 }
@@ -396,8 +439,53 @@ export interface GenericPasswordApi {
 
 /** Options for {@linkcode Keychain}. */
 export interface KeychainOptions {
-  /** Bound on each call; default `AGENT_RUNNER_STORE_TIMEOUT_MS` or 3 s, read at call time. */
+  /**
+   * Bound on each call where no dialog can be shown; default `AGENT_RUNNER_STORE_TIMEOUT_MS`
+   * or 3 s, read at call time.
+   */
   timeoutMs?: number;
+  /** Bound on each call where a Keychain dialog can be shown (module doc); default 2 min. */
+  dialogTimeoutMs?: number;
+  /** How long a call waits before {@linkcode KeychainOptions.onDialogWait}; default 1 s. */
+  dialogNoticeMs?: number;
+  /** Said once per Keychain, when a call has waited `dialogNoticeMs` for a dialog. */
+  onDialogWait?: () => void;
+  /** Whether a dialog can be shown here; default {@linkcode canShowDialogs} (tests force it). */
+  dialogs?: () => boolean;
+}
+
+/** A Keychain dialog waits for a person: two minutes (issue 11 #7). */
+export const DIALOG_TIMEOUT_MS = 120_000;
+/** After this long a call says it waits for a dialog. */
+export const DIALOG_NOTICE_MS = 1000;
+
+/**
+ * Whether a Keychain dialog can be shown to someone now: not with `$CI` set, not in an SSH
+ * session (`SSH_CONNECTION`, `SSH_CLIENT`, `SSH_TTY`, or the security session marked remote),
+ * and only in a security session with access to the window server. Needs `--allow-env`; an
+ * unreadable variable counts as unset.
+ */
+export function canShowDialogs(
+  native: SecurityNative,
+  getEnv: (name: string) => string | undefined = _env,
+): boolean {
+  if (getEnv("CI")) return false;
+  if (getEnv("SSH_CONNECTION") || getEnv("SSH_CLIENT") || getEnv("SSH_TTY")) return false;
+  const sessionGetInfo = native.sec.SessionGetInfo;
+  if (sessionGetInfo === null) return false;
+  const id = new Uint32Array(1);
+  const attributes = new Uint32Array(1);
+  if (sessionGetInfo(callerSecuritySession, id, attributes) !== errSecSuccess) return false;
+  return (attributes[0] & sessionHasGraphicAccess) !== 0 &&
+    (attributes[0] & sessionIsRemote) === 0;
+}
+
+function _env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
 }
 
 type _Pair = [Deno.PointerObject, Deno.PointerObject];
@@ -413,13 +501,15 @@ type _Pair = [Deno.PointerObject, Deno.PointerObject];
  */
 export class Keychain implements GenericPasswordApi {
   readonly #native: () => SecurityNative;
-  readonly #timeoutMs: number | undefined;
+  readonly #options: KeychainOptions;
   #loaded: _Loaded | undefined;
+  #dialogs: boolean | undefined;
+  #noticeGiven = false;
 
   /** @param native the symbols to call; tests pass a fake. Default: the real frameworks, lazily. */
   constructor(native?: SecurityNative, options: KeychainOptions = {}) {
     this.#native = native ? () => native : loadSecurity;
-    this.#timeoutMs = options.timeoutMs;
+    this.#options = options;
   }
 
   find(service: string, account: string): Promise<Uint8Array | null> {
@@ -539,6 +629,8 @@ export class Keychain implements GenericPasswordApi {
         [lib.k.service, serviceRef],
         [lib.k.account, accountRef],
       ];
+      // The file-based keychain only (module doc). An add carries it too: the item is made there.
+      if (lib.k.useDataProtection) base.push([lib.k.useDataProtection, lib.k.false]);
       const strings = [serviceRef, accountRef];
       pending = use(lib, base).finally(() => strings.forEach((s) => cf.CFRelease(s)));
     } catch (error) {
@@ -546,14 +638,41 @@ export class Keychain implements GenericPasswordApi {
       if (accountRef) cf.CFRelease(accountRef);
       throw error;
     }
-    const timeoutMs = this.#timeoutMs ?? storeTimeoutMs();
-    return await boundStoreCall(pending, timeoutMs, () =>
-      new StoreError(
-        "timeout",
-        `macOS Keychain did not answer within ${timeoutMs} ms (${operation}): a Keychain ` +
-          `unlock or access dialog may be waiting for an answer; AGENT_RUNNER_STORE_TIMEOUT_MS ` +
-          `sets the limit`,
-      ));
+    this.#dialogs ??= (this.#options.dialogs ?? (() => canShowDialogs(lib.native)))();
+    if (!this.#dialogs) {
+      const timeoutMs = this.#options.timeoutMs ?? storeTimeoutMs();
+      return await boundStoreCall(pending, timeoutMs, () =>
+        new StoreError(
+          "timeout",
+          `macOS Keychain did not answer within ${timeoutMs} ms (${operation}), and this ` +
+            `session cannot show a Keychain dialog (SSH, $CI, no desktop); ` +
+            `AGENT_RUNNER_STORE_TIMEOUT_MS sets the limit`,
+        ));
+    }
+    // A dialog may be up: human time, and say so once after a second.
+    const timeoutMs = this.#options.dialogTimeoutMs ?? DIALOG_TIMEOUT_MS;
+    let settled = false;
+    if (!this.#noticeGiven) {
+      AbortSignal.timeout(this.#options.dialogNoticeMs ?? DIALOG_NOTICE_MS).addEventListener(
+        "abort",
+        () => {
+          if (settled || this.#noticeGiven) return;
+          this.#noticeGiven = true;
+          this.#options.onDialogWait?.();
+        },
+        { once: true },
+      );
+    }
+    try {
+      return await boundStoreCall(pending, timeoutMs, () =>
+        new StoreError(
+          "timeout",
+          `No answer to the macOS Keychain dialog within ${Math.round(timeoutMs / 1000)} s ` +
+            `(${operation}); run the command again and answer it (Allow or Always Allow)`,
+        ));
+    } finally {
+      settled = true;
+    }
   }
 
   /** Wraps `data` in a CFData for `use`, wiping our copy and releasing it after `use` settles. */

@@ -8,6 +8,7 @@
 import { StoreError } from "../errors.ts";
 import { FakeSecurity } from "../../test/fixtures/fake_security.ts";
 import {
+  canShowDialogs,
   errSecAuthFailed,
   errSecDuplicateItem,
   errSecInteractionNotAllowed,
@@ -53,8 +54,8 @@ const PURE = "macos keychain OSStatus mapping (pure)";
 
 Deno.test(`${PURE}: codes map to explained, one-line store errors keeping the number`, () => {
   const cases: [number, string, string][] = [
-    [errSecInteractionNotAllowed, "locked", "cannot show the unlock dialog"],
-    [-25315, "locked", "cannot show the unlock dialog"],
+    [errSecInteractionNotAllowed, "locked", "needs a dialog this session cannot show"],
+    [-25315, "locked", "needs a dialog this session cannot show"],
     [errSecAuthFailed, "locked", "password was wrong"],
     [errSecUserCanceled, "locked", "denied in the Keychain dialog"],
     [-25320, "locked", "dark wake"],
@@ -143,20 +144,119 @@ Deno.test(`${FAKE}: a read error is an error, never "no token"`, async () => {
   assertEquals(fake.liveObjects, 0, "released on every error path");
 });
 
-Deno.test(`${FAKE}: a call that waits on a dialog times out, and is cleaned up when it returns`, async () => {
+/** Lets the fake's late answer and the wrapper's clean-up run (bounded turns, no clock). */
+async function settle(fake: FakeSecurity): Promise<void> {
+  for (let i = 0; i < 100 && fake.liveObjects > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+Deno.test(`${FAKE}: without a GUI session (SSH, $CI) a call held by a dialog times out at the short bound, and is cleaned up when it returns (issue 11 #7)`, async () => {
   const fake = new FakeSecurity();
-  const keychain = new Keychain(fake.symbols, { timeoutMs: 50 });
+  let noticed = 0;
+  const keychain = new Keychain(fake.symbols, {
+    timeoutMs: 50,
+    dialogs: () => false,
+    dialogNoticeMs: 1,
+    onDialogWait: () => noticed++,
+  });
   fake.put("svc", "acct", bytes("v"));
   const dialog = fake.holdNext("SecItemCopyMatching");
-  const start = performance.now();
   const error = await rejects(keychain.find("svc", "acct"), StoreError);
   assertEquals(error.failure, "timeout");
-  assert(performance.now() - start < 1000, "bounded");
-  assert(error.message.includes("50 ms") && error.message.includes("dialog"), error.message);
+  assert(error.message.includes("50 ms") && error.message.includes("cannot show"), error.message);
+  assertEquals(noticed, 0, "no dialog can be up: nothing said about one");
   assert(fake.liveObjects > 0, "the query stays alive while the native call still runs");
   dialog.release(); // the user answers at last; the late result is released, not leaked
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await settle(fake);
   assertEquals(fake.liveObjects, 0);
+});
+
+Deno.test(`${FAKE}: with a GUI session a call held by a dialog gets human time, says once that it waits, and reads the item once it is answered (issue 11 #7)`, async () => {
+  const fake = new FakeSecurity();
+  let noticed = 0;
+  let said!: () => void;
+  const saying = new Promise<void>((resolve) => said = resolve);
+  const keychain = new Keychain(fake.symbols, {
+    timeoutMs: 20, // would long have expired: the dialog bound applies instead
+    dialogs: () => true,
+    dialogNoticeMs: 60,
+    onDialogWait: () => (noticed++, said()),
+  });
+  fake.put("svc", "acct", bytes("v"));
+  const dialog = fake.holdNext("SecItemCopyMatching");
+  const reading = keychain.find("svc", "acct");
+  await dialog.shown;
+  await saying; // 60 ms into the dialog, three times the short bound
+  assertEquals(fake.pendingDialogs, 1, "still waiting for the person");
+  dialog.release(); // Allow
+  assertEquals(text(await reading), "v");
+  // A second dialog in the same process is not announced again.
+  const again = fake.holdNext("SecItemCopyMatching");
+  const second = keychain.find("svc", "acct");
+  await again.shown;
+  again.release();
+  assertEquals(text(await second), "v");
+  assertEquals(noticed, 1, "said once");
+  assertEquals(fake.liveObjects, 0);
+});
+
+Deno.test(`${FAKE}: with a GUI session a dialog nobody answers ends at the dialog bound, with its own message; Deny is errSecUserCanceled (issue 11 #7)`, async () => {
+  const fake = new FakeSecurity();
+  const keychain = new Keychain(fake.symbols, { dialogs: () => true, dialogTimeoutMs: 30 });
+  fake.put("svc", "acct", bytes("v"));
+  const unanswered = fake.holdNext("SecItemCopyMatching");
+  const error = await rejects(keychain.find("svc", "acct"), StoreError);
+  assertEquals(error.failure, "timeout");
+  assert(error.message.includes("No answer to the macOS Keychain dialog"), error.message);
+  unanswered.release();
+  const denied = fake.holdNext("SecItemUpdate");
+  const updating = keychain.update("svc", "acct", bytes("w"));
+  await denied.shown;
+  denied.release(errSecUserCanceled);
+  const deny = await rejects(updating, KeychainError);
+  assertEquals(deny.status, errSecUserCanceled);
+  await settle(fake);
+  assertEquals(fake.liveObjects, 0);
+});
+
+Deno.test(`${FAKE}: whether a dialog can be shown: a GUI security session, not over SSH, not with $CI (issue 11 #7)`, () => {
+  const fake = new FakeSecurity();
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  assertEquals(canShowDialogs(fake.symbols, env({})), true, "desktop session");
+  assertEquals(canShowDialogs(fake.symbols, env({ CI: "true" })), false, "$CI");
+  assertEquals(canShowDialogs(fake.symbols, env({ SSH_CONNECTION: "1 2 3 4" })), false, "ssh");
+  assertEquals(canShowDialogs(fake.symbols, env({ SSH_TTY: "/dev/ttys001" })), false, "ssh tty");
+  fake.graphicAccess = false;
+  assertEquals(canShowDialogs(fake.symbols, env({})), false, "no window server access");
+  const old: SecurityNative = {
+    cf: fake.symbols.cf,
+    sec: { ...fake.symbols.sec, SessionGetInfo: null },
+  };
+  fake.graphicAccess = true;
+  assertEquals(canShowDialogs(old, env({})), false, "no SessionGetInfo: assume none");
+});
+
+Deno.test(`${FAKE}: every query names the file-based keychain (kSecUseDataProtectionKeychain: false), and without the key (before macOS 10.15) none is sent (issue 11 #7)`, async () => {
+  const fake = new FakeSecurity(); // it refuses any query without the key set to false
+  const keychain = new Keychain(fake.symbols, { dialogs: () => false });
+  assertEquals(await keychain.add("svc", "acct", bytes("a")), true);
+  assertEquals(text(await keychain.find("svc", "acct")), "a");
+  assertEquals(await keychain.update("svc", "acct", bytes("b")), true);
+  assertEquals(await keychain.delete("svc", "acct"), true);
+  const stripped = new FakeSecurity();
+  const old: SecurityNative = {
+    cf: stripped.symbols.cf,
+    sec: { ...stripped.symbols.sec, kSecUseDataProtectionKeychain: null },
+  };
+  let refused = "";
+  try {
+    await new Keychain(old, { dialogs: () => false }).find("svc", "acct");
+  } catch (error) {
+    refused = String(error);
+  }
+  assert(refused.includes("kSecUseDataProtectionKeychain"), "the strict fake notices its absence");
+  assertEquals(stripped.liveObjects, 0);
 });
 
 Deno.test(`${FAKE}: statics are dereferenced once and the callback structs passed as addresses`, async () => {

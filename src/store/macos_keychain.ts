@@ -14,6 +14,10 @@
  * or fails with errSecInteractionNotAllowed, which is a `StoreError("locked")`, never `null`. So
  * unlike the Secret Service there is no `assertUsable` probe.
  *
+ * Keychain dialogs (unlock, "allow access" for a new or upgraded binary) get human time where
+ * they can be shown, and a call that waits a second for one says so once, on stderr and on the
+ * terminal (Claude Code's TUI hides the helper's stderr): `ffi/darwin/security.ts`, issue 11 #7.
+ *
  * @module
  */
 
@@ -51,7 +55,7 @@ export class MacosKeychainStore implements TokenStore {
   readonly #service: string;
 
   constructor(options: MacosKeychainStoreOptions = {}) {
-    this.#api = options.api ?? new Keychain();
+    this.#api = options.api ?? new Keychain(undefined, { onDialogWait: sayWaitingForDialog });
     this.#service = options.service ?? SERVICE;
   }
 
@@ -96,4 +100,28 @@ export class MacosKeychainStore implements TokenStore {
   delete(item: string): Promise<boolean> {
     return this.#api.delete(this.#service, item);
   }
+}
+
+/** The line a call waiting on a Keychain dialog says once. */
+export const WAITING_FOR_DIALOG = "Waiting for the macOS Keychain dialog…";
+
+/**
+ * Says {@linkcode WAITING_FOR_DIALOG} on stderr and, when stderr is not the terminal (Claude
+ * Code captures it), on the controlling terminal too, as a failure line is (SPEC.md §1.7). libc
+ * is loaded only here, a second into a dialog.
+ */
+function sayWaitingForDialog(): void {
+  const line = `agent-runner-auth: ${WAITING_FOR_DIALOG}\n`;
+  try {
+    Deno.stderr.writeSync(encoder.encode(line));
+  } catch {
+    // stderr closed
+  }
+  if (Deno.stderr.isTerminal()) return;
+  import("../../ffi/posix/libc.ts").then((libc) => {
+    const tty = libc.openControllingTerminal();
+    if (tty === null) return;
+    libc.writeFd(tty, encoder.encode(line.replace("\n", "\r\n")));
+    libc.closeFd(tty);
+  }).catch(() => {});
 }

@@ -24,8 +24,15 @@ function assert(condition: unknown, message = "assertion failed"): asserts condi
 
 const FAKE = "macos keychain store (fake Security, real OS untested here)";
 
-function fakeStore(fake = new FakeSecurity(), service?: string, timeoutMs?: number) {
-  const store = new MacosKeychainStore({ api: new Keychain(fake.symbols, { timeoutMs }), service });
+/** A store over the fake; no Keychain dialog can be shown unless `dialogs` says so. */
+function fakeStore(
+  fake = new FakeSecurity(),
+  service?: string,
+  timeoutMs?: number,
+  dialogs = false,
+) {
+  const api = new Keychain(fake.symbols, { timeoutMs, dialogs: () => dialogs });
+  const store = new MacosKeychainStore({ api, service });
   return { fake, store };
 }
 
@@ -101,14 +108,27 @@ Deno.test(`${FAKE}: an item that is not UTF-8 is "corrupt", not a token`, async 
   same(await store.get(ACCESS_ITEM), "replaced", "a write replaces it");
 });
 
-Deno.test(`${FAKE}: a dialog nobody answers is StoreError "timeout" within the bound`, async () => {
+Deno.test(`${FAKE}: without a GUI session a dialog nobody answers is StoreError "timeout" within the short bound`, async () => {
   const { fake, store } = fakeStore(undefined, undefined, 60);
   const dialog = fake.holdNext("SecItemCopyMatching");
   const error = await assertStoreError(store.get(ACCESS_ITEM), "timeout");
   assert(error.message.includes("AGENT_RUNNER_STORE_TIMEOUT_MS"), error.message);
   dialog.release();
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 100 && fake.liveObjects > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
   same(fake.liveObjects, 0, "released once the native call returned");
+});
+
+Deno.test(`${FAKE}: with a GUI session a save held by the "allow access" dialog completes once it is answered (issue 11 #7)`, async () => {
+  const { fake, store } = fakeStore(undefined, undefined, 10, true);
+  await store.set(REFRESH_ITEM, "old");
+  const dialog = fake.holdNext("SecItemUpdate");
+  const saving = store.set(REFRESH_ITEM, "new");
+  await dialog.shown;
+  dialog.release();
+  await saving;
+  same(await store.get(REFRESH_ITEM), "new", "saved");
 });
 
 Deno.test(`${FAKE}: the service is injectable, so real-OS tests never touch real tokens`, async () => {

@@ -354,8 +354,34 @@ async function loginOrFail(
  * Refresh token first, then access token (SPEC.md §4): a crash between the two writes leaves
  * the new refresh token and an old access token, and the next call simply refreshes again.
  * A failed save is an error: an unsaved token is never printed (SPEC.md §1.5).
+ *
+ * A save that timed out is tried once more with the grant still in memory (issue 11 #7): a
+ * Keychain dialog left open, a keyring slow under load. A fresh login, or a refresh whose
+ * server already replaced the refresh token, exists nowhere else, so losing it to one slow
+ * call would force a new sign-in. If the second try fails too, one line says what is lost.
  */
 export async function save(d: Pick<TokenDeps, "store" | "items">, grant: Grant): Promise<void> {
+  try {
+    await writeGrant(d, grant);
+  } catch (error) {
+    if (!(error instanceof StoreError && error.failure === "timeout")) throw error;
+    try {
+      await writeGrant(d, grant);
+    } catch (again) {
+      if (!(again instanceof StoreError)) throw again;
+      const next = grant.refreshToken
+        ? "the sign-in must be repeated: run `agent-runner-auth login`"
+        : "the next call refreshes again";
+      throw new StoreError(
+        again.failure,
+        `The new tokens could not be saved, twice (${again.message}); ${next}`,
+        { cause: again },
+      );
+    }
+  }
+}
+
+async function writeGrant(d: Pick<TokenDeps, "store" | "items">, grant: Grant): Promise<void> {
   if (grant.refreshToken) {
     await d.store.set(
       d.items.refresh,

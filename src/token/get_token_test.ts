@@ -491,3 +491,51 @@ Deno.test("token: a pinned-issuer mismatch is never answered with the still-vali
   assert.ok(await s.store.get(ITEMS.refresh), "tokens kept");
   assert.ok(await s.store.get(ITEMS.access), "tokens kept");
 });
+
+Deno.test("token: a fresh login grant whose save timed out is kept in memory and saved on the one retry, then printed (issue 11 #7)", async () => {
+  const s = setup({ inter: interactive });
+  s.store.failNext("set", new StoreError("timeout", "No answer to the macOS Keychain dialog"));
+  assert.equal(await getToken(s.deps), "logged-in");
+  assert.equal(s.calls.login, 1, "one sign-in, not two");
+  assert.ok(await s.store.get(ITEMS.refresh), "saved on the retry");
+  assert.ok(await s.store.get(ITEMS.access));
+});
+
+Deno.test("token: a fresh login grant whose save timed out twice is not printed; one line says the sign-in must be repeated (issue 11 #7)", async () => {
+  const s = setup({ inter: interactive });
+  for (let i = 0; i < 2; i++) {
+    s.store.failNext("set", new StoreError("timeout", "No answer to the macOS Keychain dialog"));
+  }
+  await assert.rejects(
+    getToken(s.deps),
+    (e: Error) =>
+      e instanceof StoreError && e.failure === "timeout" &&
+      /^The new tokens could not be saved, twice \(No answer to the macOS Keychain dialog\); the sign-in must be repeated: run `agent-runner-auth login`$/
+        .test(e.message),
+  );
+});
+
+Deno.test("token: a save that failed for another reason than a timeout is not retried", async () => {
+  const s = setup({ inter: interactive });
+  s.store.failNext("set", new StoreError("locked", "locked"));
+  await assert.rejects(getToken(s.deps), StoreError);
+  assert.equal(s.store.calls.filter((c) => c.op === "set").length, 1);
+});
+
+Deno.test("token: a logout while this call was under way means no browser, one line (issue 11 #1)", async () => {
+  const s = setup({ inter: interactive });
+  const path = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(path, JSON.stringify({ status: "signed_out", pid: 4242, at: T0 }));
+    s.deps.loginStatePath = path;
+    await assert.rejects(
+      getToken(s.deps),
+      (e: Error) =>
+        e instanceof LoginRequiredError &&
+        /Signed out by `agent-runner-auth logout` \(pid 4242\)/.test(e.message),
+    );
+    assert.equal(s.calls.login, 0);
+  } finally {
+    await Deno.remove(path);
+  }
+});

@@ -24,13 +24,12 @@ const { StoreError } = await import("../../src/errors.ts");
 
 const [mode, account = "agent-runner-access-token"] = Deno.args;
 const getEnv = (name: string) => Deno.env.get(name);
-let value: string;
+let value = "";
 if (mode === "dh" || mode === "dh-unpinned") {
   const read = await readSecret(lookupAttributes(account), {
     getEnv,
-    // `dh-unpinned`: the same read without the keyring's owner check (GetNameOwner), only to
-    // measure what that check costs (issue 14, item 5).
-    unsafeSkipOwnerCheck: mode === "dh-unpinned",
+    // `dh-unpinned`: the same read without the keyring-only checks, only to measure them.
+    unsafeSkipChecks: mode === "dh-unpinned",
     timeoutMs: 3000,
     timeoutError: () => new StoreError("timeout", "probe: no answer"),
   });
@@ -67,8 +66,48 @@ if (mode === "dh" || mode === "dh-unpinned") {
   });
   value = new TextDecoder().decode((secret.body[0] as [string, Uint8Array, Uint8Array])[2]);
   bus.close();
+} else if (mode === "checks") {
+  // What believing only the keyring costs (issue 11 #2): the owner pin (GetNameOwner in the same
+  // write) and the item's attributes (asked beside GetSecret). In this warm process, pairs of
+  // reads with and without them, back to back in alternating order; prints the medians and the
+  // median of the paired differences (the cost).
+  const read = async (checks: boolean) => {
+    const t0 = performance.now();
+    const r = await readSecret(lookupAttributes(account), {
+      getEnv,
+      timeoutMs: 3000,
+      timeoutError: () => new StoreError("timeout", "probe: no answer"),
+      unsafeSkipChecks: !checks,
+    });
+    if (r.kind === "fallback" && /leading zero/.test(r.why)) return null; // 1 session in 256
+    if (r.kind !== "found") throw new Error(`probe: ${JSON.stringify(r)}`);
+    value = r.value;
+    return performance.now() - t0;
+  };
+  const withChecks: number[] = [];
+  const without: number[] = [];
+  const cost: number[] = [];
+  for (let i = -3; i < 100; i++) {
+    let w: number | null, b: number | null;
+    if (i % 2) {
+      w = await read(true);
+      b = await read(false);
+    } else {
+      b = await read(false);
+      w = await read(true);
+    }
+    if (i < 0 || w === null || b === null) continue;
+    withChecks.push(w);
+    without.push(b);
+    cost.push(w - b);
+  }
+  const median = (v: number[]) => v.sort((x, y) => x - y)[v.length >> 1];
+  console.error(
+    JSON.stringify({ with: median(withChecks), without: median(without), cost: median(cost) }),
+  );
+  Deno.exit(0);
 } else {
-  throw new Error("usage: probe_read.ts dh|dh-unpinned|plain [account]");
+  throw new Error("usage: probe_read.ts dh|dh-unpinned|plain|checks [account]");
 }
 const total = performance.now() - started;
 const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));

@@ -98,8 +98,11 @@ export async function readSecret(
     onSent?: () => void;
     /** Told the sender of each reply dropped for not coming from the keyring (tests, `-v`). */
     onForeignReply?: (sender: string) => void;
-    /** Benchmark only: skip the owner pin, to measure what it costs. Never set otherwise. */
-    unsafeSkipOwnerCheck?: boolean;
+    /**
+     * Benchmark only: skip the owner pin and the attributes check, to measure what they cost
+     * (`test/bench/probe_read.ts`). Never set otherwise.
+     */
+    unsafeSkipChecks?: boolean;
   },
 ): Promise<SecretRead> {
   let sent = false;
@@ -118,7 +121,7 @@ export async function readSecret(
       const bus = await connecting;
       if (timedOut) throw timedOut; // connected after the deadline: go no further
       bus.onForeign = options.onForeignReply ?? null;
-      return await lookup(bus, attributes, keys, onSent, !options.unsafeSkipOwnerCheck);
+      return await lookup(bus, attributes, keys, onSent, !options.unsafeSkipChecks);
     })();
     return await boundStoreCall(reading, options.timeoutMs, () => {
       timedOut = options.timeoutError();
@@ -139,7 +142,7 @@ async function lookup(
   attributes: Record<string, string>,
   keys: KeyPair,
   onSent: (() => void) | undefined,
-  pinOwner: boolean,
+  checks: boolean,
 ): Promise<SecretRead> {
   const call = (
     path: string,
@@ -159,7 +162,7 @@ async function lookup(
       flags: NO_AUTO_START,
     });
   // First in the write: the bus names the keyring before any of its replies can be believed.
-  if (pinOwner) bus.pinOwner(SECRETS).catch(() => {}); // on failure, the calls below fail too
+  if (checks) bus.pinOwner(SECRETS).catch(() => {}); // on failure, the calls below fail too
   const opening = call(SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", [
     ALGORITHM,
     { signature: "ay", value: keys.publicKey } satisfies Variant,
@@ -186,8 +189,10 @@ async function lookup(
   if (!item.startsWith(SECRETS_TREE)) return fallback("an item outside the keyring's tree");
   const getting = call(item, ITEM_IFACE, "GetSecret", "o", [session]);
   getting.catch(() => {}); // awaited below
-  const describing = call(item, PROPERTIES_IFACE, "Get", "ss", [ITEM_IFACE, "Attributes"]);
-  describing.catch(() => {}); // awaited below
+  const describing = checks
+    ? call(item, PROPERTIES_IFACE, "Get", "ss", [ITEM_IFACE, "Attributes"])
+    : null;
+  describing?.catch(() => {}); // awaited below
   await null;
   const aesKey = await deriveSessionKey(keys, output.value as Uint8Array);
   if (aesKey === null) return fallback("shared secret with a leading zero byte");
@@ -196,11 +201,13 @@ async function lookup(
   ];
   const [secretSession, iv, ciphertext] = secret;
   if (secretSession !== session) return fallback("secret from another session");
-  const [described] = expect(await describing, "v") as [Variant];
-  if (described.signature !== "a{ss}") return fallback("item attributes of another type");
-  const held = new Map(described.value as [string, string][]);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (held.get(name) !== value) return fallback("the item's attributes are not the ones asked");
+  if (describing) {
+    const [described] = expect(await describing, "v") as [Variant];
+    if (described.signature !== "a{ss}") return fallback("item attributes of another type");
+    const held = new Map(described.value as [string, string][]);
+    for (const [name, value] of Object.entries(attributes)) {
+      if (held.get(name) !== value) return fallback("the item's attributes are not the ones asked");
+    }
   }
   if (iv.length !== 16) return fallback("bad IV length");
   let plain: ArrayBuffer;
