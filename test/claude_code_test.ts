@@ -215,6 +215,28 @@ claudeTest(
 );
 
 claudeTest(
+  "the API rejects every token: one refresh, then our line, and Claude stops at once",
+  async (bin) => {
+    const { world, api, env } = await claudeWorld();
+    try {
+      await signIn(world);
+      api.rejectAll = true;
+      const r = await claudeP(bin, world, env);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stdout + r.stderr,
+        /The API rejected the token again.*agent-runner-auth login/,
+      );
+      assert.equal(grants(world), 1, "one recovery, no loop");
+      const tokens = api.messagePosts().map((p) => p.apiKey).filter((k) => k);
+      assert.equal(new Set(tokens).size, 2, "the first token and its one replacement");
+    } finally {
+      await close(world, api);
+    }
+  },
+);
+
+claudeTest(
   "signed out, no browser, under a pty: the reason and `agent-runner-auth login` on the terminal",
   async (bin) => {
     const { world, api, env } = await claudeWorld();

@@ -835,7 +835,9 @@ function renderTable(r: any): string {
       "`token`, cached, as Claude Code's helper (reads and writes the last-print record)",
       ms(r.last_print.as_helper),
       p90(r.last_print.as_helper),
-      `+${r.last_print.added_ms} ms over cached in the same rounds = ` +
+      `${
+        r.last_print.added_ms >= 0 ? "+" : ""
+      }${r.last_print.added_ms} ms over cached in the same rounds = ` +
       `${r.last_print.added_vs_empty}× empty; target ≤ 0.05×: ` +
       met(r.last_print.added_vs_empty <= 0.05),
     ],
