@@ -184,6 +184,12 @@ main() {
     [ -n "${HOME:-}" ] || die "HOME is not set: pass --prefix DIR"
     prefix=$HOME/.local
   fi
+  # A relative --prefix is taken from here, and made absolute so the PATH advice works from
+  # any directory.
+  case $prefix in
+    /*) ;;
+    *) prefix=$(pwd -P)/${prefix#./} ;;
+  esac
   version=${version#v}
   case $version in
     *[!0-9A-Za-z.+-]*) die "not a version: '$version'" ;;

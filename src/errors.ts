@@ -8,17 +8,11 @@
  * @module
  */
 
-/** Stable error codes. The README's exit-code table is generated from {@linkcode EXIT_CODES}. */
-export type ErrorCode =
-  | "login_required"
-  | "usage"
-  | "config"
-  | "store"
-  | "network"
-  | "auth"
-  | "lock_timeout"
-  | "login_failed"
-  | "internal";
+import type { ErrorCode } from "../ffi/errors.ts";
+import { AppError } from "../ffi/errors.ts";
+
+// The root class and the store's error live on the floor (`ffi/errors.ts`), which raises them.
+export { AppError, type ErrorCode, StoreError, type StoreFailure } from "../ffi/errors.ts";
 
 /** Exit status per error code. 1 is "not signed in" because SPEC.md §1 fixes it for Claude Code. */
 export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
@@ -32,16 +26,6 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   login_failed: 8,
   internal: 70,
 };
-
-/** Base class: a one-line, secret-free message plus a stable code. */
-export class AppError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-    this.name = "AppError";
-  }
-}
 
 /** No usable tokens and no way to sign in from here (non-interactive, `$CI`, cooldown). */
 export class LoginRequiredError extends AppError {
@@ -64,19 +48,6 @@ export class ConfigError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
     super("config", message, options);
     this.name = "ConfigError";
-  }
-}
-
-/** Why a token store failed. `locked` and `timeout` are kept apart because their fixes differ. */
-export type StoreFailure = "unavailable" | "locked" | "timeout" | "corrupt" | "failed";
-
-/** A token store could not be read or written. A read failure is never taken as "no token". */
-export class StoreError extends AppError {
-  readonly failure: StoreFailure;
-  constructor(failure: StoreFailure, message: string, options?: ErrorOptions) {
-    super("store", message, options);
-    this.failure = failure;
-    this.name = "StoreError";
   }
 }
 

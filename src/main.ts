@@ -14,6 +14,14 @@
 
 import { AppError, exitCodeFor } from "./errors.ts";
 import { stderrLine } from "./cli/output.ts";
+// The cached `token` path, imported statically (issue 14): a compiled binary keeps a V8 code
+// cache only for the modules it loads at start-up, never for dynamic imports, so these would
+// otherwise be compiled afresh on every call; from source one static graph costs no more than
+// the dynamic imports did. Nothing here loads `node:`, npm or network code
+// (test/startup_imports_test.ts); the other verbs still load theirs lazily.
+import { startEarlyRead } from "./store/early_read.ts";
+import { runToken } from "./cli/token.ts";
+import "./store/secret_service.ts"; // the store `token` opens, imported lazily by select.ts
 
 /**
  * `["token"]`, `["token", "--profile", "x"]`, `["token", "--profile=x"]`, and the same with
@@ -34,9 +42,8 @@ function fastTokenArgs(args: string[]): { profile?: string } | null {
 async function main(args: string[]): Promise<number> {
   const fast = fastTokenArgs(args);
   if (fast) {
-    // The Secret Service read's round trips then overlap the loading below (early_read.ts).
-    await (await import("./store/early_read.ts")).startEarlyRead(fast.profile);
-    const { runToken } = await import("./cli/token.ts");
+    // The Secret Service read's round trips then overlap the config and store set-up below.
+    await startEarlyRead(fast.profile);
     return await runToken(fast.profile);
   }
   const { runCli } = await import("./cli/dispatch.ts");

@@ -365,6 +365,15 @@ testWith(["sh", "curl"], "install.sh: --prefix DIR installs into DIR/bin", async
       assert.equal(await exists(`${sb.home}/.local`), false);
       assert.match(r.stderr, new RegExp(`${dir}/opt/tools/bin is not on your PATH`));
 
+      // a relative prefix is taken from the current directory; the PATH advice is absolute
+      const rel = await install(sb, ["--prefix", "rel/tools"]);
+      assert.equal(rel.code, 0, rel.stderr);
+      const real = await Deno.realPath(dir);
+      assert.ok(await exists(`${dir}/rel/tools/bin/agent-runner-auth`));
+      assert.match(rel.stderr, new RegExp(`${real}/rel/tools/bin is not on your PATH`));
+      assert.match(rel.stderr, new RegExp(`export PATH="${real}/rel/tools/bin:\\$PATH"`));
+      assert.doesNotMatch(rel.stderr, /PATH="rel\//);
+
       const bad = await install(sb, ["--prefix"]);
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /--prefix needs a directory/);

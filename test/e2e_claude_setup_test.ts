@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { secretServiceTest, World } from "./harness.ts";
 import { startMessagesApi } from "./fixtures/messages_api.ts";
 
-function line(stderr: string, check: string): string {
-  const found = stderr.split("\n").find((l) => l.slice(2).startsWith(`${check}:`));
-  assert.ok(found, `no "${check}" line in:\n${stderr}`);
+function line(output: string, check: string): string {
+  const found = output.split("\n").find((l) => l.slice(2).startsWith(`${check}:`));
+  assert.ok(found, `no "${check}" line in:\n${output}`);
   return found!;
 }
 
@@ -77,20 +77,20 @@ secretServiceTest(
       );
       const good = await world.run(["doctor"], { CLAUDE_CODE_API_KEY_HELPER_TTL_MS: "60000" });
       assert.match(
-        line(good.stderr, "token lifetime"),
+        line(good.stdout, "token lifetime"),
         /CLAUDE_CODE_API_KEY_HELPER_TTL_MS=3300000 in .*\/\.claude\/settings\.json/,
         "the settings env wins over the shell, as in Claude Code",
       );
       assert.match(
-        line(good.stderr, "claude endpoint"),
+        line(good.stdout, "claude endpoint"),
         new RegExp(
           `^✓ claude endpoint: Claude Code posts to ${api.url}/anthropic/v1/messages\\?beta=true .*answers 401 without a token: the route exists`,
         ),
       );
-      assert.match(line(good.stderr, "claude ANTHROPIC_BASE_URL"), /^✗/, "config not told yet");
+      assert.match(line(good.stdout, "claude ANTHROPIC_BASE_URL"), /^✗/, "config not told yet");
       await world.writeConfig({ anthropic_base_url: `${api.url}/anthropic` });
       assert.match(
-        line((await world.run(["doctor"])).stderr, "claude ANTHROPIC_BASE_URL"),
+        line((await world.run(["doctor"])).stdout, "claude ANTHROPIC_BASE_URL"),
         /^✓/,
         "matches the config's anthropic_base_url",
       );
@@ -101,7 +101,7 @@ secretServiceTest(
       const wrong = await world.run(["doctor"]);
       assert.equal(wrong.code, 1);
       assert.match(
-        line(wrong.stderr, "claude endpoint"),
+        line(wrong.stdout, "claude endpoint"),
         new RegExp(
           `^✗ claude endpoint: Claude Code posts to ${api.url}/anthropic/v1/v1/messages\\?beta=true .*answers 404.*fix: agent-runner-auth setup claude --base-url URL`,
         ),

@@ -1,7 +1,8 @@
 /**
  * A failure reaches the person (SPEC.md §1.7): `token` run the way Claude Code's TUI runs it
  * (in a session with a pseudo-terminal, util-linux `script`, every standard stream redirected)
- * writes its one line to /dev/tty too; with stderr on the terminal, the line shows once.
+ * writes its one line to /dev/tty too, not again within 30 s; with stderr on the terminal, the
+ * line shows once.
  */
 import assert from "node:assert/strict";
 import { cliArgv, secretServiceTest, World } from "./harness.ts";
@@ -57,6 +58,11 @@ secretServiceTest(
         lines[0],
         /^agent-runner-auth \(Claude Code's apiKeyHelper\) cannot give Claude Code a token: Not signed in, .*\. In another terminal, run: agent-runner-auth login$/,
       );
+
+      // Claude tries a failing helper three times in seconds: the same line is not repeated.
+      const again = await underPty(world, true);
+      assert.ok(!again.terminal.includes("agent-runner-auth"), again.terminal);
+      assert.match(again.stderr, /^agent-runner-auth: Not signed in/, "stderr has it every time");
 
       const ssh = await underPty(world, true, { SSH_CONNECTION: "10.0.0.1 50000 10.0.0.2 22" });
       assert.match(ssh.terminal, /In another terminal, run: agent-runner-auth login --no-browser/);

@@ -9,7 +9,7 @@
  * for a 2000 ms bound). The retry sent the refresh token the server had just replaced (rotation,
  * no grace period): `invalid_grant`, so both tokens were removed, and every waiter behind it
  * found an empty store. Timeouts now count only the time this process was run (`patientTimer`
- * in `src/store/timeout.ts`); an `invalid_grant` after an unanswered attempt says the reply was
+ * in `ffi/timeout.ts`); an `invalid_grant` after an unanswered attempt says the reply was
  * lost; and the world's request bound is the product's 10 s, not 2 s (`test/harness.ts`).
  *
  * Beside it, under this load libsecret's first call (16 sessions opened together at the

@@ -6,7 +6,11 @@
 class AgentRunnerAuth < Formula
   desc "OAuth tokens for Claude Code's apiKeyHelper, kept in the OS keychain"
   homepage "https://github.com/copebit/agent-runner-auth"
-  version "0.1.0"
+
+  livecheck do
+    url :stable
+    strategy :github_latest
+  end
 
   on_macos do
     on_arm do

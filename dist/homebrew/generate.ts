@@ -1,7 +1,10 @@
 /**
  * Generates the Homebrew formula for the `copebit/homebrew-tap` tap from a release's
  * SHA256SUMS: one `url` + `sha256` per macOS/Linux × arm/intel archive, `bin.install` of the
- * binary at the archive's top level, and a `test do` block that runs `--version`.
+ * binary at the archive's top level, and a `test do` block that runs `--version`. No `version`
+ * line: Homebrew reads it from the URLs, and `brew audit` flags one that repeats them. A
+ * `livecheck` block (the GitHub release marked latest) lets `brew livecheck` and the autobump
+ * find new releases.
  *
  * `deno run -A dist/homebrew/generate.ts --sums dist/out/SHA256SUMS [--version X]
  *   [--base-url URL] [--out FILE]` (default version: deno.json; default out:
@@ -51,8 +54,12 @@ export function formula(
 class AgentRunnerAuth < Formula
   desc "${SUMMARY}"
   homepage "${HOMEPAGE}"
-  version "${version}"
 ${license}
+  livecheck do
+    url :stable
+    strategy :github_latest
+  end
+
   on_macos do
     on_arm do
 ${block("aarch64-apple-darwin", "      ")}    end

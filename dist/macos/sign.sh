@@ -2,6 +2,7 @@
 # Signs the macOS release binaries on a macOS runner, notarizes them, and runs each one.
 #
 #   EXPECTED_VERSION=0.1.0 dist/macos/sign.sh dist/out/agent-runner-auth-0.1.0-*-apple-darwin
+#   MACOS_ALLOW_ADHOC=1 EXPECTED_VERSION=0.1.0 dist/macos/sign.sh …   # a local or test build
 #
 # Why a stable identity: the Keychain's "Always Allow" is recorded against the binary's
 # designated requirement (Developer ID team + identifier). The ad-hoc signature deno compile
@@ -17,8 +18,11 @@
 # binary, and a missing JIT entitlement only shows as a crash at launch (SIGTRAP), so each
 # binary is launched here after signing.
 #
-# Secrets (GitHub Actions, all optional; without the first three the binaries are signed ad hoc,
-# with a warning in the log, and not notarized):
+# Secrets (GitHub Actions). Without the first three, or without the notary ones, the script
+# FAILS: the README promises macOS binaries signed with a stable Developer ID and notarized, and
+# an ad-hoc release would silently cost every user their Keychain "Always Allow" at each upgrade
+# (and a Gatekeeper warning). A fork or a test release sets the repository variable
+# MACOS_ALLOW_ADHOC=1 to get ad-hoc / un-notarized binaries instead, with a warning.
 #   MACOS_CERT_P12         base64 of a .p12 holding the "Developer ID Application" cert + key
 #   MACOS_CERT_PASSWORD    the .p12's password
 #   MACOS_SIGN_IDENTITY    e.g. "Developer ID Application: copebit GmbH (TEAMID1234)"
@@ -57,19 +61,27 @@ if [ -n "${MACOS_CERT_P12:-}" ] && [ -n "${MACOS_CERT_PASSWORD:-}" ] && [ -n "${
 else
   mode=adhoc
   sign_args=(--sign - --timestamp=none)
-  echo "::warning title=macOS binaries signed ad hoc::MACOS_CERT_P12, MACOS_CERT_PASSWORD or MACOS_SIGN_IDENTITY is not set, so the macOS binaries get an ad-hoc signature and are not notarized: Keychain 'Always Allow' will not survive upgrades and Gatekeeper will warn on quarantined copies. Set the secrets for a real release."
+  why="MACOS_CERT_P12, MACOS_CERT_PASSWORD or MACOS_SIGN_IDENTITY is not set, so the macOS binaries would get an ad-hoc signature and no notarization: Keychain 'Always Allow' would not survive upgrades and Gatekeeper would warn on quarantined copies"
+  if [ "${MACOS_ALLOW_ADHOC:-}" != 1 ]; then
+    echo "::error title=no Developer ID::$why. Set the secrets, or the repository variable MACOS_ALLOW_ADHOC=1 for a test release." >&2
+    exit 1
+  fi
+  echo "::warning title=macOS binaries signed ad hoc::$why (MACOS_ALLOW_ADHOC=1)."
 fi
 
 for bin in "$@"; do
   codesign --force --options runtime --entitlements "$ENTITLEMENTS" --identifier "$IDENTIFIER" \
     "${sign_args[@]}" "$bin"
   codesign --verify --strict --verbose=2 "$bin"
-  codesign --display --verbose=2 "$bin" 2>&1 | grep -E '^(Identifier|Format|CodeDirectory|Authority|TeamIdentifier|Timestamp|Runtime)'
+  # Read whole before grepping: under pipefail, `codesign | grep -q` fails when grep stops
+  # reading at its first match and codesign dies of SIGPIPE.
+  info="$(codesign --display --verbose=2 "$bin" 2>&1)"
+  grep -E '^(Identifier|Format|CodeDirectory|Authority|TeamIdentifier|Timestamp|Runtime)' <<<"$info" || true
   ents="$(codesign --display --entitlements - --xml "$bin" 2>/dev/null)"
   for key in com.apple.security.cs.allow-jit com.apple.security.cs.allow-unsigned-executable-memory; do
     grep -q "$key" <<<"$ents" || { echo "::error::$bin lacks the entitlement $key" >&2; exit 1; }
   done
-  codesign --display --verbose=2 "$bin" 2>&1 | grep -q 'flags=.*runtime' ||
+  grep -q 'flags=.*runtime' <<<"$info" ||
     { echo "::error::$bin is not signed with the hardened runtime" >&2; exit 1; }
 done
 
@@ -91,8 +103,11 @@ if [ "$mode" = identity ]; then
       echo "::error::notarization status: $status" >&2
       exit 1
     fi
+  elif [ "${MACOS_ALLOW_ADHOC:-}" = 1 ]; then
+    echo "::warning title=macOS binaries not notarized::MACOS_NOTARY_APPLE_ID, MACOS_NOTARY_TEAM_ID or MACOS_NOTARY_PASSWORD is not set (MACOS_ALLOW_ADHOC=1)."
   else
-    echo "::warning title=macOS binaries not notarized::MACOS_NOTARY_APPLE_ID, MACOS_NOTARY_TEAM_ID or MACOS_NOTARY_PASSWORD is not set."
+    echo "::error title=not notarized::MACOS_NOTARY_APPLE_ID, MACOS_NOTARY_TEAM_ID or MACOS_NOTARY_PASSWORD is not set. Set them, or the repository variable MACOS_ALLOW_ADHOC=1 for a test release." >&2
+    exit 1
   fi
 fi
 

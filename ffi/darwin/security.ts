@@ -45,8 +45,8 @@
  * @module
  */
 
-import { StoreError, type StoreFailure } from "../../src/errors.ts";
-import { boundStoreCall, storeTimeoutMs } from "../../src/store/timeout.ts";
+import { StoreError, type StoreFailure } from "../errors.ts";
+import { boundStoreCall, storeTimeoutMs } from "../timeout.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Raw symbol tables

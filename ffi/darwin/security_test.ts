@@ -5,7 +5,7 @@
  * here; the test names say so, and `test/store_macos_keychain_test.ts` has the real-OS tests.
  */
 
-import { StoreError } from "../../src/errors.ts";
+import { StoreError } from "../errors.ts";
 import { FakeSecurity } from "../../test/fixtures/fake_security.ts";
 import {
   canShowDialogs,

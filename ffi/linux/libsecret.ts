@@ -17,9 +17,8 @@
  * @module
  */
 
-import { StoreError } from "../../src/errors.ts";
-import { SECRET_SCHEMA_NAME } from "../../src/store/store.ts";
-import { boundStoreCall, secretServiceTimeout, storeTimeoutMs } from "../../src/store/timeout.ts";
+import { StoreError } from "../errors.ts";
+import { boundStoreCall, secretServiceTimeout, storeTimeoutMs } from "../timeout.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Raw symbol tables (after denodrivers/sqlite3's `src/ffi.ts`): the C declaration of every symbol.
@@ -128,8 +127,12 @@ interface Libsecret {
 // Schema
 // ---------------------------------------------------------------------------------------------
 
-/** The schema name, matched on every lookup (flags NONE); defined with the item names. */
-export const SCHEMA_NAME = SECRET_SCHEMA_NAME;
+/**
+ * The schema name, matched on every lookup (flags NONE). Spelled here because `ffi/` imports
+ * nothing from `src/`; `SECRET_SCHEMA_NAME` in `src/store/store.ts` is the same text (checked
+ * by test/import_graph_test.ts).
+ */
+export const SCHEMA_NAME = "io.agent-runner.Token";
 
 /** The schema's attributes, all of type STRING. The wrapper rejects any other attribute name. */
 export const SCHEMA_ATTRIBUTES = ["service", "account"] as const;
@@ -220,12 +223,8 @@ function open<S extends Deno.ForeignLibraryInterface>(
 // Safe wrapper
 // ---------------------------------------------------------------------------------------------
 
-// The bound on every call is shared with the other stores (src/store/timeout.ts).
-export {
-  DEFAULT_STORE_TIMEOUT_MS,
-  secretServiceTimeout,
-  storeTimeoutMs,
-} from "../../src/store/timeout.ts";
+// The bound on every call is shared with the other stores (ffi/timeout.ts).
+export { DEFAULT_STORE_TIMEOUT_MS, secretServiceTimeout, storeTimeoutMs } from "../timeout.ts";
 
 /**
  * Races `pending` against a timer and throws `StoreError("timeout")` if the timer wins. The timer

@@ -6,9 +6,12 @@
  * number. Chunking values over the 2,560-byte blob cap is the store's job
  * (`src/store/windows_credential_manager.ts`); this layer refuses a larger blob.
  *
- * NOT executed on Windows yet: written from the Win32 documentation cited below and unit-tested on
- * Linux against a fake symbol table (`test/fixtures/fake_advapi32.ts`). The tests gated on
- * `Deno.build.os === "windows"` (`test/store_windows_credential_manager_test.ts`) run it for real.
+ * Written from the Win32 documentation cited below; run for real by the Windows build of Deno
+ * under Wine 10 (`deno task test:windows`, in CI: the ABI, the chunking, concurrent writers and
+ * readers, the CLI end to end) and by the tests gated on `Deno.build.os === "windows"` on the
+ * windows-latest runners; unit-tested anywhere against a fake symbol table
+ * (`test/fixtures/fake_advapi32.ts`) for what neither can provoke (a lost `GetLastError`, an SSH
+ * logon's 1312).
  *
  * Why it looks the way it does:
  * - Every call is synchronous, never `nonblocking`: `GetLastError` is per thread and must be read
@@ -29,7 +32,7 @@
  * @module
  */
 
-import { StoreError, type StoreFailure } from "../../src/errors.ts";
+import { StoreError, type StoreFailure } from "../errors.ts";
 import { kernel32Symbols, readWide, toWide, win32ErrorName } from "./kernel32.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -105,11 +108,21 @@ export const CRED_MAX_GENERIC_TARGET_NAME_LENGTH = 32767;
 /** wincred.h: `CRED_MAX_USERNAME_LENGTH`, in characters. */
 export const CRED_MAX_USERNAME_LENGTH = 513;
 
+/** CredEnumerateW calls that may meet a concurrent delete (ERROR_KEY_DELETED) before failing. */
+const ENUMERATE_ATTEMPTS = 3;
+
 /** The name (plus `-<random>`) of the throw-away credential that settles a lost error code. */
 export const PROBE_NAME = "agent-runner-probe";
 
 /** winerror.h: no credential with that target (CredRead/CredDelete/CredEnumerate). */
 export const ERROR_NOT_FOUND = 1168;
+/**
+ * winerror.h: "Illegal operation attempted on a registry key that has been marked for deletion".
+ * Seen under Wine, whose Credential Manager keeps each credential as a registry key, when a
+ * CredReadW or CredDeleteW meets a CredDeleteW of the same credential in another process: the
+ * credential is being deleted, so it reads as missing.
+ */
+export const ERROR_KEY_DELETED = 1018;
 /** winerror.h: the logon session has no credential set, e.g. an SSH (network) logon. */
 export const ERROR_NO_SUCH_LOGON_SESSION = 1312;
 /** winerror.h: what CredWriteW reports for a blob over the cap ("The stub received bad data"). */
@@ -125,6 +138,7 @@ export const RPC_S_SERVER_UNAVAILABLE = 1722;
 
 const CREDENTIAL_ERROR_NAMES: Readonly<Record<number, string>> = {
   [ERROR_NOT_FOUND]: "ERROR_NOT_FOUND",
+  [ERROR_KEY_DELETED]: "ERROR_KEY_DELETED",
   [ERROR_NO_SUCH_LOGON_SESSION]: "ERROR_NO_SUCH_LOGON_SESSION",
   [RPC_X_BAD_STUB_DATA]: "RPC_X_BAD_STUB_DATA",
   [ERROR_INVALID_PARAMETER]: "ERROR_INVALID_PARAMETER",
@@ -413,7 +427,7 @@ export class CredentialManager implements CredentialApi {
     const ok = native.CredReadW(toWide(target), CRED_TYPE_GENERIC, 0, out);
     const code = ok ? 0 : native.GetLastError(); // at once: the next FFI call may overwrite it
     if (!ok) {
-      if (code === ERROR_NOT_FOUND) return null;
+      if (code === ERROR_NOT_FOUND || code === ERROR_KEY_DELETED) return null;
       if (code === 0 && !this.#exists(target, "CredReadW")) return null;
       throw credentialError("CredReadW", code, target);
     }
@@ -454,7 +468,7 @@ export class CredentialManager implements CredentialApi {
     const ok = native.CredDeleteW(toWide(target), CRED_TYPE_GENERIC, 0);
     const code = ok ? 0 : native.GetLastError();
     if (ok) return true;
-    if (code === ERROR_NOT_FOUND) return false;
+    if (code === ERROR_NOT_FOUND || code === ERROR_KEY_DELETED) return false; // gone meanwhile
     if (code === 0 && !this.#exists(target, "CredDeleteW")) return false;
     throw credentialError("CredDeleteW", code, target);
   }
@@ -493,13 +507,22 @@ export class CredentialManager implements CredentialApi {
     return probed.filter((name) => name.toLowerCase() !== lowerProbe);
   }
 
-  /** One CredEnumerateW: the names, `[]` for ERROR_NOT_FOUND, `undefined` for a lost code. */
+  /**
+   * One CredEnumerateW: the names, `[]` for ERROR_NOT_FOUND, `undefined` for a lost code. An
+   * ERROR_KEY_DELETED (a credential under the prefix was deleted meanwhile, see its doc) is
+   * retried a few times: the next enumeration no longer meets that credential.
+   */
   #enumerate(prefix: string): string[] | undefined {
     const native = this.#native();
     const count = new Uint32Array(1);
     const out = new BigUint64Array(1); // PCREDENTIALW *
-    const ok = native.CredEnumerateW(toWide(`${prefix}*`), 0, count, out);
-    const code = ok ? 0 : native.GetLastError();
+    let ok = 0;
+    let code = 0;
+    for (let attempt = 1; attempt <= ENUMERATE_ATTEMPTS; attempt++) {
+      ok = native.CredEnumerateW(toWide(`${prefix}*`), 0, count, out);
+      code = ok ? 0 : native.GetLastError();
+      if (code !== ERROR_KEY_DELETED) break;
+    }
     if (!ok) {
       if (code === ERROR_NOT_FOUND) return [];
       if (code === 0) return undefined;

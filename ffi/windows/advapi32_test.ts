@@ -2,10 +2,11 @@
  * The Credential Manager wrapper on Linux/macOS: the UTF-16LE helpers and the `CREDENTIALW`
  * encoding as pure functions, then the wrapper over a FAKE advapi32
  * (`test/fixtures/fake_advapi32.ts`) that decodes what it is handed at the x64 offsets and hands
- * back native blocks laid out the same way. Real Windows is untested here; the test names say so.
+ * back native blocks laid out the same way. Each fake test's name says what the fake stands in
+ * for; the real advapi32 runs under Wine (`deno task test:windows`) and on windows-latest.
  */
 
-import { StoreError } from "../../src/errors.ts";
+import { StoreError } from "../errors.ts";
 import { FakeAdvapi32 } from "../../test/fixtures/fake_advapi32.ts";
 import { readWideBuffer } from "../../test/fixtures/fake_kernel32.ts";
 import {
@@ -19,6 +20,7 @@ import {
   CREDENTIALW_SIZE,
   decodeCredential,
   encodeCredential,
+  ERROR_KEY_DELETED,
   ERROR_NO_SUCH_LOGON_SESSION,
   ERROR_NOT_FOUND,
   loadAdvapi32,
@@ -58,6 +60,10 @@ function throws<E extends Error>(
  * test:windows`) and on the windows-latest runners. */
 const FAKE = "windows advapi32 wrapper (fake advapi32 standing in for Credential Manager)";
 /** Neither Windows nor Wine can be made to lose GetLastError's code; only the fake can. */
+/** Seen under Wine only, where each credential is a registry key (1018 during a concurrent
+ * delete in another process; `test/windows/wine_store_test.ts` meets it for real). */
+const KEY_DELETED =
+  "windows advapi32 wrapper (fake advapi32 standing in for Wine's registry-backed Credential Manager, ERROR_KEY_DELETED)";
 const LOST = "windows advapi32 wrapper (fake advapi32 standing in for a lost GetLastError code)";
 const PURE = "windows advapi32 encoding (pure, no OS call)";
 
@@ -312,6 +318,23 @@ Deno.test(`${LOST}: list() settles a lost code with a probe: [] or the names, pr
   fake.failNext("CredEnumerateW", 5);
   assertEquals(throws(() => api.list("svc/item/"), CredentialError).win32Error, 5, "a known code");
   assertEquals(fake.targets().length, 0, "every probe was deleted");
+  assertEquals(fake.liveAllocations, 0);
+});
+
+Deno.test(`${KEY_DELETED}: it reads as missing, deletes as false; an enumeration retries`, () => {
+  const fake = new FakeAdvapi32();
+  const api = new CredentialManager(fake.symbols);
+  fake.put("svc/x", new Uint8Array([1]));
+  fake.failNext("CredReadW", ERROR_KEY_DELETED);
+  assertEquals(api.read("svc/x"), null, "a read meeting a concurrent delete");
+  fake.failNext("CredDeleteW", ERROR_KEY_DELETED);
+  assertEquals(api.delete("svc/x"), false, "a delete meeting a concurrent delete");
+  fake.failNext("CredEnumerateW", ERROR_KEY_DELETED);
+  assertEquals(api.list("svc/").join(), "svc/x", "the enumeration was retried");
+  for (let i = 0; i < 3; i++) fake.failNext("CredEnumerateW", ERROR_KEY_DELETED);
+  const error = throws(() => api.list("svc/"), CredentialError);
+  assertEquals(error.win32Error, ERROR_KEY_DELETED);
+  assert(error.message.includes("ERROR_KEY_DELETED, 1018"), error.message);
   assertEquals(fake.liveAllocations, 0);
 });
 

@@ -5,9 +5,10 @@
  * then a small safe wrapper that turns `FALSE`/`INVALID_HANDLE_VALUE` into {@linkcode Win32Error}
  * keeping the number.
  *
- * NOT executed on Windows yet: it is written from the Win32 documentation cited on each symbol
- * and unit-tested on Linux against a fake symbol table (`test/fixtures/fake_kernel32.ts`). The
- * gated tests in `src/lock/windows_test.ts` run it for real on a Windows machine.
+ * Written from the Win32 documentation cited on each symbol; run for real by the Windows build of
+ * Deno under Wine 10 (`deno task test:windows`: `deno.exe` processes contending, a holder killed)
+ * and by the gated tests in `src/lock/windows_test.ts` on the windows-latest runners; unit-tested
+ * anywhere against a fake symbol table (`test/fixtures/fake_kernel32.ts`).
  *
  * Why it looks the way it does:
  * - Every call is synchronous: `GetLastError` is per thread, so it is only meaningful when read

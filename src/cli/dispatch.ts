@@ -11,8 +11,6 @@ import { UsageError } from "../errors.ts";
 import { stderrText, stdoutText } from "./output.ts";
 import type { Verb, VerbValues } from "./verb.ts";
 
-export type { Verb, VerbValues } from "./verb.ts";
-
 const VERBS: Record<string, () => Promise<Verb>> = {
   token: async () => (await import("./token_verb.ts")).tokenVerb,
   login: async () => (await import("./login.ts")).loginVerb,
@@ -78,7 +76,7 @@ export async function runCli(args: string[]): Promise<number> {
   const flags = at >= 0 ? [...args.slice(0, at), ...args.slice(at + 1)] : [...args];
   if (word === undefined || word === "help") {
     // `help VERB` is `VERB --help`; `help`, `--help` and `-V` alone answer on stdout.
-    const target = word === "help" ? flags.find((a) => !a.startsWith("-")) : undefined;
+    const target = word === "help" ? flags[verbIndex(flags)] : undefined;
     if (target !== undefined && VERBS[target]) return await runCli([target, "--help"]);
     if (target !== undefined) throw unknownVerb(target);
     const values = parseWith("", GLOBAL_OPTIONS, flags, false).values;
@@ -179,11 +177,11 @@ export function usageProblem(message: string, options: Verb["options"], usage = 
     return `unknown flag ${flag}${hint ? `; did you mean --${hint}?` : ""}`;
   }
   if (flag && /argument missing|argument is ambiguous/i.test(first)) {
-    const placeholder = new RegExp(`${flag} ([A-Z][A-Z"]*[A-Z"])`).exec(usage)?.[1] ?? "VALUE";
+    const placeholder = new RegExp(`${flag} ("[A-Z][^"]*"|[A-Z]+\\b)`).exec(usage)?.[1] ?? "VALUE";
     const next = /argument is ambiguous/i.test(first)
       ? `, not the flag that follows it (a value starting with "-" is written ${flag}=VALUE)`
       : "";
-    return `${flag} needs a value: ${flag} ${placeholder.replaceAll('"', "")}${next}`;
+    return `${flag} needs a value: ${flag} ${placeholder}${next}`;
   }
   if (flag && /does not take an argument/i.test(first)) {
     return `${flag} is a switch and takes no value (write ${flag} alone)`;

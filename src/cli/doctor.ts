@@ -164,12 +164,15 @@ export function configFix(message: string, path: string, profile: string): strin
 
 /** The config directory and lock file are private; the fix names only what exists. */
 export async function checkDirectory(dir: string, lock: string): Promise<Check> {
+  // Windows has no permission bits: Deno reports every writable file as 0666 there (seen under
+  // Wine), and what keeps %APPDATA% private is its per-user ACL, so only POSIX modes are checked.
+  const posix = Deno.build.os !== "windows";
   try {
     const d = await Deno.stat(dir);
     const problems: string[] = [];
     // Only files that exist and are wrong are named in the fix.
     const fixes: string[] = [];
-    if (d.mode !== null && (d.mode & 0o077) !== 0) {
+    if (posix && d.mode !== null && (d.mode & 0o077) !== 0) {
       problems.push(`${dir} is ${octal(d.mode)}, not 0700`);
       fixes.push(`chmod 700 ${dir}`);
     }
@@ -178,7 +181,7 @@ export async function checkDirectory(dir: string, lock: string): Promise<Check> 
       if (!l.isFile) {
         problems.push(`${lock} is not a regular file`);
         fixes.push(`remove ${lock} (the next refresh or login creates it)`);
-      } else if (l.mode !== null && (l.mode & 0o077) !== 0) {
+      } else if (posix && l.mode !== null && (l.mode & 0o077) !== 0) {
         problems.push(`${lock} is ${octal(l.mode)}, not 0600`);
         fixes.push(`chmod 600 ${lock}`);
       }
@@ -188,7 +191,13 @@ export async function checkDirectory(dir: string, lock: string): Promise<Check> 
     if (problems.length) {
       return { check: "files", ok: false, detail: problems.join("; "), fix: fixes.join("; ") };
     }
-    return { check: "files", ok: true, detail: `${dir} is private; lock file ${lock}` };
+    return {
+      check: "files",
+      ok: true,
+      detail: posix
+        ? `${dir} is private; lock file ${lock}`
+        : `${dir} (private through its per-user ACL); lock file ${lock}`,
+    };
   } catch {
     return { check: "files", ok: true, detail: `${dir} does not exist yet (created at login)` };
   }

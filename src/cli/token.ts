@@ -26,6 +26,7 @@ import {
 import { AppError, LoginRequiredError } from "../errors.ts";
 import { writeLoginState } from "../token/login_state.ts";
 import { type Context, makeContext } from "./context.ts";
+import { resolvePaths } from "../config/paths.ts";
 import { makeSay, printToken, stderrLine } from "./output.ts";
 
 /**
@@ -41,7 +42,13 @@ export async function runToken(profileFlag?: string): Promise<number> {
       ? error.message
       : `Internal error (please report it): ${error instanceof Error ? error.message : error}`;
     const profile = profileFlag ?? (Deno.env.get("AGENT_RUNNER_PROFILE") || "default");
-    await (await import("../term/failure_line.ts")).echoFailureToTerminal(message, profile);
+    let marker: string | null = null;
+    try {
+      marker = `${resolvePaths().dir}/tty-line`;
+    } catch {
+      // no HOME: no marker, the line is written each time
+    }
+    await (await import("../term/failure_line.ts")).echoFailureToTerminal(message, profile, marker);
     throw error;
   }
 }

@@ -15,7 +15,6 @@
 
 import { ConfigError } from "../errors.ts";
 import { jsonErrorLine } from "./json_error.ts";
-import { STORE_NAMES } from "../store/store.ts";
 import { DEFAULT_PROFILE } from "./profile.ts";
 
 /** The fields agent-runner-auth understands. Others are kept in {@linkcode LoadedConfig.raw}. */
@@ -53,6 +52,22 @@ export interface LoadedConfig {
 
 /** The default profile's name, defined with the other profile rules (`profile.ts`). */
 export { DEFAULT_PROFILE };
+
+/**
+ * The names accepted for `store` in config and for `AGENT_RUNNER_STORE` (SPEC.md §4): `auto`
+ * plus every real backend. `src/store/select.ts` opens them (`select_test.ts` checks they agree).
+ */
+export const STORE_NAMES = [
+  "auto",
+  "macos-keychain",
+  "secret-service",
+  "pass",
+  "windows-credential-manager",
+  "encrypted-file",
+] as const;
+
+/** One of {@linkcode STORE_NAMES}. */
+export type StoreName = (typeof STORE_NAMES)[number];
 
 /** Scope used when neither the file nor `--scope` gives one. */
 export const DEFAULT_SCOPE = "openid email profile";

@@ -14,13 +14,17 @@
 
 import { UsageError } from "../errors.ts";
 import type { Env, Paths } from "./paths.ts";
-import { ACCESS_ITEM, REFRESH_ITEM } from "../store/store.ts";
 
 /**
  * The profile whose fields sit at the top level of the config file, exactly as SPEC.md §3 shows
  * them. Other profiles live under `"profiles": {"<name>": {…same fields…}}`.
  */
 export const DEFAULT_PROFILE = "default";
+
+/** Item names of the default profile (SPEC.md §4); other profiles add `@NAME`. */
+export const ACCESS_ITEM = "agent-runner-access-token";
+/** Item names of the default profile (SPEC.md §4); other profiles add `@NAME`. */
+export const REFRESH_ITEM = "agent-runner-refresh-token";
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 

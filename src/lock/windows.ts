@@ -9,8 +9,9 @@
  * cleanup (SPEC.md §1.4). Byte-range locks are mandatory on Windows, which is one more reason the
  * lock is a dedicated file that nothing reads (deno-ffi.md §3.5).
  *
- * Written from the Win32 documentation and tested on Linux against a fake kernel32 only; the
- * tests gated on `Deno.build.os === "windows"` in `windows_test.ts` exercise the real one.
+ * Written from the Win32 documentation; the real kernel32 is exercised under Wine 10 (`deno task
+ * test:windows`) and on the windows-latest runners by the tests gated on
+ * `Deno.build.os === "windows"` in `windows_test.ts`, a fake one anywhere.
  *
  * @module
  */

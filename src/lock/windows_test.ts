@@ -2,8 +2,9 @@
  * {@linkcode WindowsLockFile}: first against a FAKE kernel32 (`test/fixtures/fake_kernel32.ts`),
  * which runs anywhere and checks what the wrapper hands to Windows (UTF-16LE path, flags, the
  * OVERLAPPED, one close per handle) and how it reads the answers; then, gated on
- * `Deno.build.os === "windows"`, the same behaviour against the real kernel32. The fake proves
- * nothing about Windows itself: the test names say which is which.
+ * `Deno.build.os === "windows"`, the same behaviour against the real kernel32 (under Wine via
+ * `deno task test:windows`, and on windows-latest). The fake proves nothing about Windows
+ * itself: the test names say which is which and where the real ones ran.
  */
 
 import { LockTimeoutError } from "../errors.ts";
@@ -17,6 +18,7 @@ import {
 import { FakeKernel32 } from "../../test/fixtures/fake_kernel32.ts";
 import { openLockFile } from "./open.ts";
 import { WindowsLockFile } from "./windows.ts";
+import { notWindows, WHERE } from "../../test/windows/platform.ts";
 
 function assert(condition: unknown, message = "assertion failed"): asserts condition {
   if (!condition) throw new Error(message);
@@ -40,7 +42,9 @@ async function rejects<E extends Error>(
   throw new Error(`expected ${type.name}, nothing was thrown`);
 }
 
-const FAKE = "windows lock (fake kernel32, real OS untested here)";
+/** The fake stands in for kernel32's file locks; the real ones run under Wine (`deno task
+ * test:windows`) and on the windows-latest runners. */
+const FAKE = "windows lock (fake kernel32 standing in for LockFileEx)";
 const PATH = "C:\\Users\\José\\AppData\\Roaming\\agent-runner-auth\\lock";
 
 Deno.test(`${FAKE}: a second handle cannot take the exclusive lock until release`, () => {
@@ -199,8 +203,6 @@ Deno.test(`${FAKE}: LockFileEx failures: an unknown code throws, a lost code (0)
 // Real kernel32: only on Windows
 // ---------------------------------------------------------------------------------------------
 
-const notWindows = Deno.build.os !== "windows";
-
 async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ara-lock-" });
   try {
@@ -211,7 +213,7 @@ async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void>
 }
 
 Deno.test({
-  name: "windows lock (real kernel32): exclusive, shared, release and timeout",
+  name: `windows lock (real kernel32, ${WHERE}): exclusive, shared, release and timeout`,
   ignore: notWindows,
   fn: () =>
     withDir(async (dir) => {
@@ -236,7 +238,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "windows lock (real kernel32): acquire waits for a release",
+  name: `windows lock (real kernel32, ${WHERE}): acquire waits for a release`,
   ignore: notWindows,
   fn: () =>
     withDir(async (dir) => {
@@ -257,7 +259,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "windows lock (real kernel32): a missing directory is ERROR_PATH_NOT_FOUND",
+  name: `windows lock (real kernel32, ${WHERE}): a missing directory is ERROR_PATH_NOT_FOUND`,
   ignore: notWindows,
   fn: () =>
     withDir((dir) => {
@@ -272,7 +274,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "openLockFile picks the Windows implementation on Windows",
+  name: `openLockFile picks the Windows implementation (${WHERE})`,
   ignore: notWindows,
   fn: () =>
     withDir(async (dir) => {
@@ -283,7 +285,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "windows lock (real kernel32): another process's lock excludes this one until it exits",
+  name:
+    `windows lock (real kernel32, ${WHERE}): another process's lock excludes this one until it exits`,
   ignore: notWindows,
   fn: () =>
     withDir(async (dir) => {

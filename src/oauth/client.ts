@@ -22,7 +22,7 @@ import type { LoadedConfig } from "../config/config.ts";
 import { isLoopbackHost } from "../config/config.ts";
 import { AuthError, NetworkError } from "../errors.ts";
 import { debug } from "../log.ts";
-import { patientDeadline } from "../store/timeout.ts";
+import { patientDeadline } from "../../ffi/timeout.ts";
 import {
   type AccessRecord,
   isTokenLike,

@@ -1,11 +1,14 @@
 /**
- * The cached `token` call's Secret Service read, started before the rest of the program loads.
+ * The cached `token` call's Secret Service read, started before the rest of the program runs.
  *
  * Most of that read is waiting: two round trips on the bus and the keyring's Diffie-Hellman
- * (~2 ms of its own). Loading the `token` verb's modules and validating the config is ~4 ms of
- * our own work that needs nothing from the keyring. So `src/main.ts` calls
+ * (~2 ms of its own). Building the context, validating the config and opening the store is our
+ * own work that needs nothing from the keyring. So `src/main.ts` calls
  * {@linkcode startEarlyRead} first, the read's waits overlap that work, and the store's first
- * read takes the result ({@linkcode dbusRead}) instead of starting one (issue 5).
+ * read takes the result ({@linkcode dbusRead}) instead of starting one (issue 5). (Until
+ * issue 14 the verb's modules were imported dynamically after this call, so the waits also
+ * overlapped their loading; they are static imports of `main.ts` now, for the compiled
+ * binary's code cache, and load before it.)
  *
  * It is only a head start, never a decision: it starts when the config file (or
  * `AGENT_RUNNER_STORE`) names `secret-service` for the profile, which is what `login` pins, and
@@ -20,7 +23,7 @@ import { type Env, resolvePaths } from "../config/paths.ts";
 import { DEFAULT_PROFILE, profileItems, selectProfile } from "../config/profile.ts";
 import { readSecret, type SecretRead } from "./dbus/secret_read.ts";
 import { SECRET_SCHEMA_NAME, SERVICE } from "./store.ts";
-import { secretServiceTimeout, storeTimeoutMs } from "./timeout.ts";
+import { secretServiceTimeout, storeTimeoutMs } from "../../ffi/timeout.ts";
 
 /** The attributes a lookup of `item` matches, as libsecret sends them (schema included). */
 export function lookupAttributes(item: string): Record<string, string> {
@@ -32,9 +35,9 @@ let early: { key: string; read: Promise<SecretRead> } | null = null;
 /**
  * Starts the D-Bus read of the profile's access-token item when the config pins the Secret
  * Service (module doc), and resolves once its first requests are on the socket: the caller
- * awaits that before loading anything else, because Deno runs no promise jobs of ours while it
- * loads a dynamic import's modules, so a read that had not yet written would only start after
- * them (measured). Never rejects. Needs what the CLI has: `--allow-env`, `--allow-read`,
+ * awaits that before going on, so the keyring starts at once (Deno runs no promise jobs of ours
+ * while it loads a dynamic import's modules or runs synchronous code, so a read that had not
+ * yet written would only start at the caller's next await). Never rejects. Needs what the CLI has: `--allow-env`, `--allow-read`,
  * `--allow-write` (the bus socket).
  */
 export function startEarlyRead(profileFlag?: string, env: Env = Deno.env): Promise<void> {

@@ -41,7 +41,7 @@
 
 import { StoreError } from "../errors.ts";
 import { SERVICE, type StoreBackend, type TokenStore } from "./store.ts";
-import { boundStoreCall, storeTimeoutMs } from "./timeout.ts";
+import { boundStoreCall, storeTimeoutMs } from "../../ffi/timeout.ts";
 
 /** The pass folder every item lives in: `agent-runner-auth/<item>`. */
 export const PASS_FOLDER = SERVICE;

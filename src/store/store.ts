@@ -18,10 +18,10 @@ export const SERVICE = "agent-runner-auth";
  */
 export const SECRET_SCHEMA_NAME = "io.agent-runner.Token";
 
-/** Item names of the default profile (SPEC.md §4). */
-export const ACCESS_ITEM = "agent-runner-access-token";
-/** Item names of the default profile (SPEC.md §4). */
-export const REFRESH_ITEM = "agent-runner-refresh-token";
+// The item names and the store names are config's (profiles and the `store` field name them);
+// src/config/ imports nothing from the store layer (issue 13 point 11), so they live there.
+export { ACCESS_ITEM, REFRESH_ITEM } from "../config/profile.ts";
+export { STORE_NAMES, type StoreName } from "../config/config.ts";
 
 /** Every backend a {@linkcode TokenStore} can be; `memory` exists only in tests. */
 export type StoreBackend =
@@ -31,23 +31,6 @@ export type StoreBackend =
   | "windows-credential-manager"
   | "encrypted-file"
   | "memory";
-
-/**
- * The names accepted for `store` in config and for `AGENT_RUNNER_STORE` (SPEC.md §4): `auto`
- * plus every real backend. `src/config/config.ts` validates the config field against the same
- * list (`src/store/select_test.ts` checks they agree).
- */
-export const STORE_NAMES = [
-  "auto",
-  "macos-keychain",
-  "secret-service",
-  "pass",
-  "windows-credential-manager",
-  "encrypted-file",
-] as const;
-
-/** One of {@linkcode STORE_NAMES}. */
-export type StoreName = (typeof STORE_NAMES)[number];
 
 /**
  * A place to keep secrets. Implementations bound every call by a timeout and throw

@@ -2,8 +2,9 @@
  * {@linkcode WindowsCredentialStore} on Linux/macOS: the chunk encoding as pure functions, then
  * the whole store (the store contract included) over the real wrapper (`CredentialManager`) on a
  * FAKE advapi32 (`test/fixtures/fake_advapi32.ts`), which decodes every `CREDENTIALW` at the x64
- * offsets and enforces the 2,560-byte blob cap. Real Windows is untested here: the names say so,
- * and `test/store_windows_credential_manager_test.ts` has the real-OS tests.
+ * offsets and enforces the 2,560-byte blob cap. Each fake test's name says what the fake stands
+ * in for; the real-OS tests are `test/store_windows_credential_manager_test.ts` and
+ * `test/windows/`, run under Wine by `deno task test:windows` and on windows-latest.
  */
 
 import { StoreError } from "../errors.ts";
@@ -33,6 +34,9 @@ function assert(condition: unknown, message = "assertion failed"): asserts condi
  * (`deno task test:windows`) and on the windows-latest runners. */
 const FAKE = "windows credential store (fake advapi32 standing in for Credential Manager)";
 /** Neither Windows nor Wine can be made to lose GetLastError's code; only the fake can. */
+/** Seen under Wine only, where each credential is a registry key. */
+const KEY_DELETED =
+  "windows credential store (fake advapi32 standing in for Wine's registry-backed Credential Manager, ERROR_KEY_DELETED)";
 const LOST = "windows credential store (fake advapi32 standing in for a lost GetLastError code)";
 const PURE = "windows credential store chunk encoding (pure)";
 const BASE = `${SERVICE}/${ACCESS_ITEM}`;
@@ -281,6 +285,13 @@ Deno.test(`${LOST}: when even the probe cannot be written, the cleanup fails lou
   const error = await assertStoreError(store.set(ACCESS_ITEM, "w"), "failed");
   assert(error.message.includes("GetLastError returned 0"), error.message);
   same(await store.get(ACCESS_ITEM), "w", "the value itself was written");
+});
+
+Deno.test(`${KEY_DELETED}: a chunk deleted under a reader is re-read, not an error`, async () => {
+  const { fake, store } = fakeStore();
+  await store.set(ACCESS_ITEM, ascii(6000));
+  fake.failNext("CredReadW", 1018, /\/[ab]2$/); // ERROR_KEY_DELETED on the second chunk
+  same(await store.get(ACCESS_ITEM), ascii(6000), "read again from the header");
 });
 
 Deno.test(`${FAKE}: the service prefix is injectable and names are checked`, async () => {

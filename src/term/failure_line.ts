@@ -17,6 +17,13 @@
  */
 
 import type { Env } from "../config/paths.ts";
+import { tokenHash } from "../token/last_print.ts";
+
+/**
+ * The same line is not written again within this window: Claude Code tries a failing helper
+ * three times in about four seconds (2.1.332), and three copies would only clutter its screen.
+ */
+export const REPEAT_WINDOW_MS = 30_000;
 
 /** How the login command should be spelt here: over SSH without a display, paste mode. */
 export function loginCommand(env: Env, profile: string): string {
@@ -47,25 +54,43 @@ export function terminalLine(message: string, env: Env, profile: string): string
 
 /**
  * Writes {@linkcode terminalLine} to the controlling terminal when one opens and stderr is not
- * already a terminal. Best effort: any failure is silent (stderr has the line anyway).
+ * already a terminal, unless the same line went there less than {@linkcode REPEAT_WINDOW_MS}
+ * ago (`marker`: a small file holding the line's hash and the time, beside the config). Best
+ * effort: any failure is silent (stderr has the line anyway).
  */
 export async function echoFailureToTerminal(
   message: string,
   profile: string,
+  marker: string | null,
   env: Env = Deno.env,
+  now: number = Date.now(),
 ): Promise<void> {
   if (Deno.build.os === "windows") return;
   try {
     if (Deno.stderr.isTerminal()) return;
+    const line = terminalLine(message, env, profile);
+    const stamp = `${tokenHash(line)} `;
+    if (marker) {
+      const last = (() => {
+        try {
+          return Deno.readTextFileSync(marker);
+        } catch {
+          return "";
+        }
+      })();
+      const at = Number(last.slice(stamp.length));
+      if (last.startsWith(stamp) && now >= at && now - at < REPEAT_WINDOW_MS) return;
+    }
     const libc = await import("../../ffi/posix/libc.ts");
     const fd = libc.openControllingTerminal();
     if (fd === null) return;
     try {
       // \r\n: the TUI has the terminal in raw mode, where \n alone does not return the carriage.
-      libc.writeFd(fd, new TextEncoder().encode(`\r\n${terminalLine(message, env, profile)}\r\n`));
+      libc.writeFd(fd, new TextEncoder().encode(`\r\n${line}\r\n`));
     } finally {
       libc.closeFd(fd);
     }
+    if (marker) Deno.writeTextFileSync(marker, `${stamp}${now}`, { mode: 0o600 });
   } catch {
     // no terminal to tell
   }

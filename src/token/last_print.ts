@@ -36,8 +36,8 @@
  * pinned-version suite (test/claude_code_test.ts) says so.
  *
  * Parallel sessions are different callers, so they cause no extra refresh; up to
- * {@linkcode MAX_CALLERS} are remembered. The file is written without the lock and without
- * fsync (it is advisory: a lost entry only delays the recovery to Claude's next retry).
+ * {@linkcode MAX_CALLERS} are remembered. The file is written without the lock, in place and
+ * without fsync (it is advisory: a lost entry only delays the recovery to Claude's next retry).
  *
  * No imports: this is on the cached path.
  *
@@ -167,19 +167,16 @@ export function readLastPrint(path: string): LastPrint | null {
 }
 
 /**
- * Writes the record through a temporary file and a rename (readers never see half a file);
- * no fsync, failures ignored: it is advisory and must never cost a printed token.
+ * Writes the record in place: one open, one write of a few hundred bytes, no fsync, failures
+ * ignored. No temporary file and rename: the record is advisory, and a reader that catches it
+ * half written (truncated, not yet written) fails to parse it and treats it as no record,
+ * which only means "print", the behaviour without this rule. A write this small is one
+ * `write(2)`, so two writers never interleave inside it.
  */
 export function writeLastPrint(path: string, record: LastPrint): void {
-  const tmp = `${path}.${Deno.pid}.tmp`;
   try {
-    Deno.writeTextFileSync(tmp, JSON.stringify(record) + "\n", { mode: 0o600 });
-    Deno.renameSync(tmp, path);
+    Deno.writeTextFileSync(path, JSON.stringify(record) + "\n", { mode: 0o600 });
   } catch {
-    try {
-      Deno.removeSync(tmp);
-    } catch {
-      // nothing was written
-    }
+    // advisory only
   }
 }

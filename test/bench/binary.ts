@@ -32,6 +32,7 @@
 import { parseArgs } from "node:util";
 import { cliArgv, ROOT, World } from "../harness.ts";
 import { ACCESS, directSignIn, plant } from "../fixtures/fault_kit.ts";
+import { V8_FLAGS } from "../../dist/compile.ts";
 import { interleave, type Measured, round, type Stats, stats } from "./measure.ts";
 
 const EMPTY = `${ROOT}/test/bench/empty.ts`;
@@ -69,7 +70,7 @@ export function sourcePrograms(): Programs {
 
 /**
  * The `deno compile` arguments for the empty program: the binary's own (dist/compile.ts
- * `compileArgs`: config, `-P=cli`, `--frozen`) for the host, with its own app name.
+ * `compileArgs`: config, `-P=cli`, V8 flags, `--frozen`) for the host, with its own app name.
  */
 export function emptyCompileArgs(output: string): string[] {
   return [
@@ -78,6 +79,7 @@ export function emptyCompileArgs(output: string): string[] {
     "--config",
     `${ROOT}/deno.json`,
     "-P=cli",
+    `--v8-flags=${V8_FLAGS}`,
     "--frozen",
     "--app-name",
     "agent-runner-auth-bench-empty",
@@ -115,7 +117,8 @@ export async function measureCached(
     const signIn = await directSignIn(world);
     await plant(world, { access: { token: signIn.access, leftMs: 3_600_000 } });
     const p = await programs(world.dir);
-    const env = world.env();
+    // No `deno run` update check (a background dl.deno.land lookup) in the source mode.
+    const env = world.env({ DENO_NO_UPDATE_CHECK: "1" });
     const commands: Record<string, Measured> = {
       empty: { argv: p.empty, env },
       secretTool: {

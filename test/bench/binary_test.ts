@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { cliArgv, ROOT, secretServiceTest } from "../harness.ts";
-import { compileArgs } from "../../dist/compile.ts";
+import { compileArgs, V8_FLAGS } from "../../dist/compile.ts";
+import denoJson from "../../deno.json" with { type: "json" };
 import { hostTarget } from "../../dist/lib/targets.ts";
 import { type BinaryResult, emptyCompileArgs, renderSummary } from "./binary.ts";
 
@@ -29,11 +30,19 @@ Deno.test("bench binary: the empty program is compiled with the binary's own fla
   if (!target) return;
   const binary = compileArgs(target, "/out/x");
   const empty = emptyCompileArgs("/out/empty");
-  for (const flag of ["--config", `${ROOT}/deno.json`, "-P=cli", "--frozen"]) {
+  for (
+    const flag of ["--config", `${ROOT}/deno.json`, "-P=cli", "--frozen", `--v8-flags=${V8_FLAGS}`]
+  ) {
     assert.ok(binary.includes(flag) && empty.includes(flag), flag);
   }
   // Its own app name: the two programs' V8 code caches must not collide.
   assert.notEqual(empty[empty.indexOf("--app-name") + 1], "agent-runner-auth");
+});
+
+Deno.test("the binary and `deno task cli` (the bench, the E2E tests) run with the same V8 flags", () => {
+  assert.ok(denoJson.tasks.cli.command.split(/\s+/).includes(`--v8-flags=${V8_FLAGS}`));
+  const target = hostTarget();
+  if (target) assert.ok(compileArgs(target, "/out/x").includes(`--v8-flags=${V8_FLAGS}`));
 });
 
 Deno.test("bench binary: the summary names the ratio and every program", () => {

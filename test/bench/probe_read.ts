@@ -10,7 +10,8 @@
  * (never the value itself).
  *
  * Usage (from the benchmark, with the CLI's flags and the world's env):
- * `deno run … probe_read.ts dh|plain <account>`
+ * `deno run … probe_read.ts dh|dh-unpinned|plain <account>` (`dh-unpinned`: `dh` without the
+ * check that replies come from the keyring's bus name, to measure that check).
  *
  * @module
  */
@@ -24,9 +25,11 @@ const { StoreError } = await import("../../src/errors.ts");
 const [mode, account = "agent-runner-access-token"] = Deno.args;
 const getEnv = (name: string) => Deno.env.get(name);
 let value = "";
-if (mode === "dh") {
+if (mode === "dh" || mode === "dh-unpinned") {
   const read = await readSecret(lookupAttributes(account), {
     getEnv,
+    // `dh-unpinned`: the same read without the keyring-only checks, only to measure them.
+    unsafeSkipChecks: mode === "dh-unpinned",
     timeoutMs: 3000,
     timeoutError: () => new StoreError("timeout", "probe: no answer"),
   });
@@ -104,7 +107,7 @@ if (mode === "dh") {
   );
   Deno.exit(0);
 } else {
-  throw new Error("usage: probe_read.ts dh|plain|checks [account]");
+  throw new Error("usage: probe_read.ts dh|dh-unpinned|plain|checks [account]");
 }
 const total = performance.now() - started;
 const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));

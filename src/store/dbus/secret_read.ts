@@ -27,9 +27,9 @@
  *
  * Crypto: Web Crypto for HKDF-SHA256 and AES-128-CBC (the platform primitives; the npm HKDF
  * package the encrypted-file store uses would load Deno's npm layer, ~10 ms, on this path) and
- * BigInt for the modular exponentiation, with a 256-bit private exponent: RFC 3526 §8 asks for
- * at least twice the strength of the 1024-bit group (~80 bits), and it keeps the two
- * exponentiations under a millisecond.
+ * BigInt for the modular exponentiation, with a 256-bit private exponent (sized for the
+ * group's strength, see {@linkcode PRIVATE_BYTES}), which keeps the two exponentiations near a
+ * millisecond.
  *
  * Needs `--allow-read --allow-write` on the bus socket and `--allow-env` for the address.
  *
@@ -37,7 +37,7 @@
  */
 
 import type { StoreError } from "../../errors.ts";
-import { boundStoreCall } from "../timeout.ts";
+import { boundStoreCall } from "../../../ffi/timeout.ts";
 import { BusConnection, sessionBusPath } from "./connection.ts";
 import { DBusWireError, type Message, NO_AUTO_START, type Variant } from "./wire.ts";
 
@@ -69,6 +69,14 @@ export const OAKLEY_1024 = BigInt(
     "F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
 );
 const GROUP_BYTES = 128;
+/**
+ * The private exponent's size: 256 bits, not the group's 1024. A Diffie-Hellman exponent needs
+ * about twice as many bits as the strength wanted (RFC 3526 §8: 180–240-bit exponents for its
+ * 1536-bit group, the smallest it lists), and a 1024-bit MODP group offers about 80 bits
+ * (NIST SP 800-57 Part 1, Table 2), so anything from 160 bits up gives all the strength this
+ * group has; 256 leaves a margin. The wire format and the peer's view are the same as with a
+ * full-size exponent, and each of the two exponentiations costs a quarter of the time (issue 14).
+ */
 const PRIVATE_BYTES = 32;
 
 /**
@@ -234,7 +242,10 @@ export interface KeyPair {
   publicKey: Uint8Array;
 }
 
-/** A fresh key pair (`privateKey` for tests: a fixed exponent). */
+/**
+ * A fresh key pair: a random nonzero exponent of {@linkcode PRIVATE_BYTES} bytes from
+ * `crypto.getRandomValues` (`privateKey` for tests: a fixed exponent), and 2^x mod p.
+ */
 export function generateKeyPair(privateKey?: bigint): KeyPair {
   let x = privateKey ?? 0n;
   while (x === 0n) x = bytesToBigInt(crypto.getRandomValues(new Uint8Array(PRIVATE_BYTES)));
@@ -270,13 +281,28 @@ export function inGroup(publicValue: Uint8Array): boolean {
   return y > 1n && y < OAKLEY_1024 - 1n;
 }
 
-/** Left-to-right square-and-multiply. */
+/**
+ * Left-to-right square-and-multiply. The exponent's bits are read from its binary string, so
+ * each step costs only the BigInt square and reduction it needs (no shift, mask or BigInt
+ * counter per bit), and with base 2 (the key pair) the multiply is a doubling: a shift and at
+ * most one subtraction instead of a product and a division. Cold, once per `token`, this is
+ * most of the key pair's cost (issue 14: test/bench/dh_cost.ts measures it).
+ */
 export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
-  let result = 1n;
   base %= modulus;
-  for (let bit = BigInt(exponent.toString(2).length - 1); bit >= 0n; bit--) {
+  if (exponent === 0n) return 1n % modulus;
+  const bits = exponent.toString(2);
+  const double = base === 2n && modulus > 2n;
+  let result = base; // the leading 1 bit
+  for (let i = 1; i < bits.length; i++) {
     result = (result * result) % modulus;
-    if ((exponent >> bit) & 1n) result = (result * base) % modulus;
+    if (bits.charCodeAt(i) !== 49) continue; // "0"
+    if (double) {
+      result <<= 1n;
+      if (result >= modulus) result -= modulus;
+    } else {
+      result = (result * base) % modulus;
+    }
   }
   return result;
 }

@@ -15,6 +15,27 @@ Deno.test("modPow agrees with small known answers and with the group's order", (
   equal(modPow(7n, 0n, 13n), 1n);
   // p is a safe prime and 2 generates the subgroup of order q = (p-1)/2: 2^q ≡ 1 (mod p).
   equal(modPow(2n, (OAKLEY_1024 - 1n) / 2n, OAKLEY_1024), 1n);
+  equal(modPow(5n, 1n, 3n), 2n);
+  equal(modPow(2n, 5n, 3n), 2n); // 32 mod 3, through the doubling path
+  equal(modPow(2n, 0n, 1n), 0n);
+});
+
+/** Right-to-left binary exponentiation: an independent reference for modPow. */
+function referenceModPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
+  let result = 1n % modulus;
+  for (base %= modulus; exponent > 0n; exponent >>= 1n, base = (base * base) % modulus) {
+    if (exponent & 1n) result = (result * base) % modulus;
+  }
+  return result;
+}
+
+Deno.test("modPow agrees with a reference, base 2 (the doubling path) and others, random exponents", () => {
+  for (let i = 0; i < 20; i++) {
+    const x = bytesToBigInt(crypto.getRandomValues(new Uint8Array(32)));
+    const y = bytesToBigInt(crypto.getRandomValues(new Uint8Array(128)));
+    equal(modPow(2n, x, OAKLEY_1024), referenceModPow(2n, x, OAKLEY_1024));
+    equal(modPow(y, x, OAKLEY_1024), referenceModPow(y, x, OAKLEY_1024));
+  }
 });
 
 Deno.test("big-endian bytes <-> bigint, left-padded, and refused when too big", () => {

@@ -1,5 +1,5 @@
-import { StoreError } from "../errors.ts";
-import { assertStoreError, same } from "../../test/store_contract.ts";
+import { StoreError } from "./errors.ts";
+import { assertStoreError, same } from "../test/store_contract.ts";
 import {
   boundStoreCall,
   DEFAULT_STORE_TIMEOUT_MS,

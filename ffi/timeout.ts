@@ -1,15 +1,16 @@
 /**
  * The one bound on every store call (SPEC.md §4: "each call is bounded by a timeout"), shared by
- * the backends that are not FFI: `pass` (a child process that can wait on pinentry or a hung
- * gpg-agent) and the encrypted file (a config directory on a hung network mount). The Secret
- * Service wrapper in `ffi/linux/libsecret.ts` reads the same variable with the same rules.
+ * the native wrappers (`ffi/linux/libsecret.ts`, `ffi/darwin/security.ts`) and the backends that
+ * are not FFI: `pass` (a child process that can wait on pinentry or a hung gpg-agent), the
+ * D-Bus reader and the encrypted file (a config directory on a hung network mount). It lives on
+ * the floor, in `ffi/`, because `ffi/` imports nothing from `src/` (issue 13 point 11).
  *
- * No imports beyond `src/errors.ts`: this is on the cached `token` path of those stores.
+ * No imports beyond `./errors.ts`: this is on the cached `token` path of those stores.
  *
  * @module
  */
 
-import { StoreError } from "../errors.ts";
+import { StoreError } from "./errors.ts";
 
 /** Default bound on one store call, as gh's keyring wrapper (cli/cli internal/keyring). */
 export const DEFAULT_STORE_TIMEOUT_MS = 3000;
