@@ -75,22 +75,29 @@ Deno.test({
         ],
       });
 
-      Deno.kill(keyringPid, "SIGSTOP");
+      // One session in 256 derives a shared secret with a leading zero byte, which the read
+      // leaves to libsecret (`secret_read.ts`): that round proves nothing, so it is run again.
       const foreign: string[] = [];
-      const reading = readSecret(lookupAttributes(ACCESS), {
-        getEnv: (name) => env[name],
-        timeoutMs: 600_000,
-        timeoutError: () => new StoreError("timeout", "no answer"),
-        onForeignReply: (sender) => foreign.push(sender),
-      });
-      const ours = await peer.next((m) =>
-        m.type === METHOD_CALL && m.member === "SearchItems" && m.sender !== peer!.name
-      );
-      await peer.forgeReturn(ours.sender!, ours.serial, "aoao", [[otherItem], []]);
-      await peer.call({ ...BUS, member: "GetId" }); // the forgery is routed before this answer
-      Deno.kill(keyringPid, "SIGCONT");
+      let read: Awaited<ReturnType<typeof readSecret>> | undefined;
+      for (let attempt = 0; attempt < 4; attempt++) {
+        foreign.length = 0;
+        Deno.kill(keyringPid, "SIGSTOP");
+        const reading = readSecret(lookupAttributes(ACCESS), {
+          getEnv: (name) => env[name],
+          timeoutMs: 600_000,
+          timeoutError: () => new StoreError("timeout", "no answer"),
+          onForeignReply: (sender) => foreign.push(sender),
+        });
+        const ours = await peer.next((m) =>
+          m.type === METHOD_CALL && m.member === "SearchItems" && m.sender !== peer!.name
+        );
+        await peer.forgeReturn(ours.sender!, ours.serial, "aoao", [[otherItem], []]);
+        await peer.call({ ...BUS, member: "GetId" }); // the forgery is routed before this answer
+        Deno.kill(keyringPid, "SIGCONT");
 
-      const read = await reading;
+        read = await reading;
+        if (!(read.kind === "fallback" && /leading zero/.test(read.why))) break;
+      }
       assert.deepEqual(read, { kind: "found", value: "our-access-token" });
       assert.deepEqual(foreign, [peer.name], "the forged reply was seen, and dropped");
     } finally {
