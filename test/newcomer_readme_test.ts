@@ -49,7 +49,11 @@ Deno.test("newcomer: the README, test/setup.ts and .ci/run name the same Debian 
   const ci = /for pkg in ([^;]+); do/.exec(await read(".ci/run"))?.[1].split(/\s+/) ?? [];
   for (const p of TEST_PACKAGES) assert.ok(ci.includes(p), `.ci/run installs ${p}`);
   assert.match(fresh, /about [\d.–-]+ minutes on 2 cores/, "the suite's duration");
-  assert.match(fresh, /29 ms/, "why the demo's cached timing differs from the benchmark's");
+  assert.match(
+    fresh,
+    /not the benchmark's figure/,
+    "why the demo's cached timing differs from the benchmark's",
+  );
 });
 
 Deno.test("newcomer: the verbs table has every verb, setup claude included", async () => {
