@@ -5,43 +5,11 @@
  * module it imports dynamically, and their static imports.
  */
 import assert from "node:assert/strict";
-
-const ROOT = new URL("..", import.meta.url);
-
-interface Dep {
-  specifier: string;
-  code?: { specifier: string };
-  isDynamic?: boolean;
-}
-interface Module {
-  specifier: string;
-  dependencies?: Dep[];
-}
-
-async function staticClosure(entries: string[]): Promise<Set<string>> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", ...entries.map((e) => new URL(e, ROOT).pathname)],
-    cwd: ROOT.pathname,
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: Module[] };
-  const byName = new Map(info.modules.map((m) => [m.specifier, m]));
-  const seen = new Set<string>();
-  const walk = (spec: string) => {
-    if (seen.has(spec)) return;
-    seen.add(spec);
-    for (const d of byName.get(spec)?.dependencies ?? []) {
-      if (!d.isDynamic && d.code) walk(d.code.specifier);
-    }
-  };
-  for (const e of entries) walk(new URL(e, ROOT).href);
-  return seen;
-}
+import { moduleUrl, reachable } from "./fixtures/module_graph.ts";
 
 Deno.test("startup: the cached token path imports no node:, npm or OAuth module", async () => {
-  const main = await staticClosure(["src/main.ts"]);
-  const token = await staticClosure(["src/cli/token.ts"]);
+  const main = await reachable(["src/main.ts"]);
+  const token = await reachable(["src/cli/token.ts"]);
   const all = [...main, ...token];
   const offenders = all.filter((s) =>
     s.startsWith("node:") || s.startsWith("npm:") || s.includes("/src/oauth/") ||
@@ -53,7 +21,7 @@ Deno.test("startup: the cached token path imports no node:, npm or OAuth module"
     `statically reachable from the token path: ${offenders.join(", ")}`,
   );
   assert.ok(
-    token.has(new URL("src/token/get_token.ts", ROOT).href),
+    token.has(moduleUrl("src/token/get_token.ts")),
     "sanity: the walk found the use case",
   );
 });
