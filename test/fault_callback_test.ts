@@ -9,7 +9,7 @@
  * callback that will never come.
  */
 import assert from "node:assert/strict";
-import { freePort, ROOT, World } from "./harness.ts";
+import { listenOnFreshPort, ROOT, World } from "./harness.ts";
 import { secretServiceTestOptions } from "./fixtures/secret_service.ts";
 import { listenForCallback } from "../src/oauth/loopback.ts";
 import { LoginFailedError } from "../src/errors.ts";
@@ -30,6 +30,9 @@ const as = {
   token_endpoint: "http://127.0.0.1:9/oauth2/token",
 };
 const client = { client_id: "test-client" };
+const check = { as, client, state: STATE };
+/** The redirect URI on `host` for a port (see {@linkcode listenOnFreshPort}). */
+const callbackOn = (host: string) => (port: number) => `http://${host}:${port}/callback`;
 
 /** The browser's one argument: the listener's one-time start page, nothing else (SPEC.md §1.3). */
 const START_PAGE = (world: World) =>
@@ -80,9 +83,8 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
 }
 
 Deno.test("callback listener: every wrong request is refused and ignored; the real one is accepted once", async () => {
-  const port = freePort();
-  const redirect = new URL(`http://127.0.0.1:${port}/callback`);
-  const listener = listenForCallback([redirect.href], { as, client, state: STATE });
+  const { port, listener } = listenOnFreshPort(callbackOn("127.0.0.1"), check);
+  const redirect = new URL(listener.redirectUri);
   try {
     for (const probe of hostileProbes(redirect, STATE)) {
       assertRefused(probe.name, await rawRequest({ port, ...probe }));
@@ -102,12 +104,7 @@ Deno.test("callback listener: every wrong request is refused and ignored; the re
 });
 
 Deno.test("callback listener: error=access_denied with the right state fails the login at once, with one clear line", async () => {
-  const port = freePort();
-  const listener = listenForCallback([`http://127.0.0.1:${port}/callback`], {
-    as,
-    client,
-    state: STATE,
-  });
+  const { port, listener } = listenOnFreshPort(callbackOn("127.0.0.1"), check);
   try {
     const rejected = assert.rejects(listener.result, (error: unknown) => {
       assert.ok(error instanceof LoginFailedError);
@@ -129,12 +126,7 @@ Deno.test("callback listener: error=access_denied with the right state fails the
 
 Deno.test("callback listener: an error value full of junk is reported on one short line", async () => {
   const junk = "x\r\nSet-Cookie: a=b\u0000\u202e<script>" + "é".repeat(500);
-  const port = freePort();
-  const listener = listenForCallback([`http://127.0.0.1:${port}/callback`], {
-    as,
-    client,
-    state: STATE,
-  });
+  const { port, listener } = listenOnFreshPort(callbackOn("127.0.0.1"), check);
   try {
     const rejected = assert.rejects(listener.result, (error: unknown) => {
       assert.ok(error instanceof LoginFailedError);
@@ -153,12 +145,7 @@ Deno.test("callback listener: an error value full of junk is reported on one sho
 });
 
 Deno.test("callback listener: a localhost redirect accepts the loopback Host names and no other", async () => {
-  const port = freePort();
-  const listener = listenForCallback([`http://localhost:${port}/callback`], {
-    as,
-    client,
-    state: STATE,
-  });
+  const { port, listener } = listenOnFreshPort(callbackOn("localhost"), check);
   try {
     const target = `/callback?code=c&state=${STATE}x`; // wrong state: never accepted
     for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {

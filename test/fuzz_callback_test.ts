@@ -12,8 +12,8 @@
  * accepted and failing ones each get a fresh listener and must settle exactly as predicted.
  */
 import assert from "node:assert/strict";
-import { freePort } from "./harness.ts";
-import { listenForCallback, MAX_CALLBACK_URL } from "../src/oauth/loopback.ts";
+import { listenOnFreshPort } from "./harness.ts";
+import { MAX_CALLBACK_URL } from "../src/oauth/loopback.ts";
 import { LoginFailedError } from "../src/errors.ts";
 import { rawRequest } from "./fixtures/raw_http.ts";
 import { Prng } from "./fixtures/prng.ts";
@@ -151,12 +151,9 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
 
 Deno.test("fuzz: the callback listener takes thousands of generated requests; only the oracle's are accepted", async () => {
   const r = new Prng(SEED);
-  const port = freePort();
-  const shared = listenForCallback([`http://127.0.0.1:${port}/callback`], {
-    as,
-    client,
-    state: STATE,
-  });
+  const check = { as, client, state: STATE };
+  const callbackOn = (p: number) => `http://127.0.0.1:${p}/callback`;
+  const { port, listener: shared } = listenOnFreshPort(callbackOn, check);
   const counts: Record<Outcome, number> = { accept: 0, fail: 0, ignore: 0 };
   try {
     for (let i = 0; i < REQUESTS; i++) {
@@ -175,13 +172,8 @@ Deno.test("fuzz: the callback listener takes thousands of generated requests; on
         if (i % 50 === 0) assert.equal(await settled(shared.result), false, `${label}: settled`);
         continue;
       }
-      const own = freePort();
+      const { port: own, listener } = listenOnFreshPort(callbackOn, check);
       const hostFor = (h: string | null) => h?.replace(`:${port}`, `:${own}`) ?? null;
-      const listener = listenForCallback([`http://127.0.0.1:${own}/callback`], {
-        as,
-        client,
-        state: STATE,
-      });
       try {
         const result = listener.result.then(
           (params) => ({ params }),

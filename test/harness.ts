@@ -21,6 +21,12 @@ import {
 import { SCHEMA_NAME } from "../ffi/linux/libsecret.ts";
 import { type PassFixture, startPass } from "./fixtures/pass.ts";
 import { EncryptedFileStore } from "../src/store/encrypted_file.ts";
+import {
+  type CallbackCheck,
+  type CallbackListener,
+  listenForCallback,
+} from "../src/oauth/loopback.ts";
+import { LoginFailedError } from "../src/errors.ts";
 
 /** Repository root, no trailing slash. */
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -352,6 +358,29 @@ export function freePort(hostname = "127.0.0.1"): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
+}
+
+/**
+ * {@linkcode listenForCallback} on a fresh port: `redirectFor(port)` names the redirect URI for a
+ * port picked with {@linkcode freePort}. Between that pick and the bind, a test file running in
+ * parallel can take the port (any outgoing loopback connection gets an ephemeral one), so when
+ * the listener reports the port in use another one is picked, a bounded number of times. Once
+ * bound, the port is ours until `close()`.
+ */
+export function listenOnFreshPort(
+  redirectFor: (port: number) => string,
+  check: CallbackCheck,
+  hostname = "127.0.0.1",
+): { port: number; listener: CallbackListener } {
+  for (let attempt = 1;; attempt++) {
+    const port = freePort(hostname);
+    try {
+      return { port, listener: listenForCallback([redirectFor(port)], check) };
+    } catch (error) {
+      const taken = error instanceof LoginFailedError && / is in use /.test(error.message);
+      if (!taken || attempt >= 20) throw error;
+    }
+  }
 }
 
 /**
