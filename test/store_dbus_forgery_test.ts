@@ -5,13 +5,19 @@
  * decrypted that other item for our session: the cached read returned an unrelated secret,
  * which `token` would print and Claude Code would send to the proxy as the API key.
  *
- * Deterministic, by events: the peer eavesdrops (the fixture's bus allows it, as many session
- * buses do) for our `SearchItems`, the keyring is stopped (SIGSTOP) so the forgery surely
- * arrives first, and a round trip to the bus proves it was routed before the keyring resumes.
+ * Driven by events: the peer eavesdrops (the fixture's bus allows it, as many session buses do)
+ * on the keyring's replies and our calls. The reader's first call, `Properties.GetAll`, is
+ * awaited before `OpenSession` and `SearchItems` leave (a gnome-keyring crash, see
+ * `secret_read.ts`), so the keyring is stopped (SIGSTOP) as soon as its `GetAll` reply to us
+ * passes: our `SearchItems` then waits in its queue, the peer forges the answer, and a round
+ * trip to the bus proves the forgery was routed before the keyring resumes. The keyring is idle
+ * between that reply and our next call, so the stop lands first in practice; a round where the
+ * keyring answered before the stop proves nothing (the late forgery matches no pending call)
+ * and is run again, as is the 1-in-256 leading-zero round.
  */
 import assert from "node:assert/strict";
 import { readSecret } from "../src/store/dbus/secret_read.ts";
-import { METHOD_CALL } from "../src/store/dbus/wire.ts";
+import { METHOD_CALL, METHOD_RETURN } from "../src/store/dbus/wire.ts";
 import { lookupAttributes } from "../src/store/early_read.ts";
 import { SCHEMA_NAME } from "../ffi/linux/libsecret.ts";
 import { StoreError } from "../src/errors.ts";
@@ -66,38 +72,50 @@ Deno.test({
         signature: "s",
         args: ["org.freedesktop.secrets"],
       })).body[0] as number;
-      await peer.call({
+      const keyringName = (await peer.call({
         ...BUS,
-        member: "AddMatch",
+        member: "GetNameOwner",
         signature: "s",
-        args: [
+        args: ["org.freedesktop.secrets"],
+      })).body[0] as string;
+      for (
+        const rule of [
           "type='method_call',interface='org.freedesktop.Secret.Service',member='SearchItems',eavesdrop='true'",
-        ],
-      });
+          `type='method_return',sender='${keyringName}',eavesdrop='true'`,
+        ]
+      ) await peer.call({ ...BUS, member: "AddMatch", signature: "s", args: [rule] });
 
-      // One session in 256 derives a shared secret with a leading zero byte, which the read
-      // leaves to libsecret (`secret_read.ts`): that round proves nothing, so it is run again.
       const foreign: string[] = [];
       let read: Awaited<ReturnType<typeof readSecret>> | undefined;
-      for (let attempt = 0; attempt < 4; attempt++) {
+      let rounds = 0;
+      for (; rounds < 8; rounds++) {
         foreign.length = 0;
-        Deno.kill(keyringPid, "SIGSTOP");
         const reading = readSecret(lookupAttributes(ACCESS), {
           getEnv: (name) => env[name],
           timeoutMs: 600_000,
           timeoutError: () => new StoreError("timeout", "no answer"),
           onForeignReply: (sender) => foreign.push(sender),
         });
+        // The keyring's answer to our GetAll (the first call it gets from us): stop it now.
+        const getAll = await peer.next((m) =>
+          m.type === METHOD_RETURN && m.sender === keyringName && m.signature === "a{sv}" &&
+          m.destination !== peer!.name
+        );
+        Deno.kill(keyringPid, "SIGSTOP");
         const ours = await peer.next((m) =>
-          m.type === METHOD_CALL && m.member === "SearchItems" && m.sender !== peer!.name
+          m.type === METHOD_CALL && m.member === "SearchItems" && m.sender === getAll.destination
         );
         await peer.forgeReturn(ours.sender!, ours.serial, "aoao", [[otherItem], []]);
         await peer.call({ ...BUS, member: "GetId" }); // the forgery is routed before this answer
         Deno.kill(keyringPid, "SIGCONT");
 
         read = await reading;
-        if (!(read.kind === "fallback" && /leading zero/.test(read.why))) break;
+        if (read.kind === "fallback" && /leading zero/.test(read.why)) continue;
+        const keyringFirst = foreign.length === 0 && read.kind === "found" &&
+          read.value === "our-access-token";
+        if (!keyringFirst) break; // else the keyring answered before it was stopped: again
       }
+      assert.ok(rounds < 8, "no round where the forgery arrived first in 8");
       assert.deepEqual(read, { kind: "found", value: "our-access-token" });
       assert.deepEqual(foreign, [peer.name], "the forged reply was seen, and dropped");
     } finally {

@@ -20,23 +20,13 @@
  * Bounded by work, never by time: a fixed number of rounds and callers; no sleeps.
  */
 import assert from "node:assert/strict";
+import { startCpuHogs } from "./fixtures/cpu_hogs.ts";
 import { plant } from "./fixtures/fault_kit.ts";
 import { secretServiceTest, World } from "./harness.ts";
 
 const CALLERS = 16;
 const ROUNDS = 3;
 const HOGS = 2;
-
-/** Busy loops, one per core, as `stress --cpu 2` would; killed by the caller. */
-function startCpuHogs(n: number): Deno.ChildProcess[] {
-  return Array.from({ length: n }, () =>
-    new Deno.Command("sh", {
-      args: ["-c", "while :; do :; done"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn());
-}
 
 secretServiceTest(
   "stress: the waiter that gave up under load - 16 callers after expiry, rotation on, two CPU hogs, 3 rounds: every caller prints the one refreshed token (issue 11 #8)",
@@ -68,10 +58,7 @@ secretServiceTest(
         assert.equal(stored.refresh_token, world.server.issued.refresh.at(-1), "rotated, stored");
       }
     } finally {
-      for (const hog of hogs) {
-        hog.kill("SIGKILL");
-        await hog.status;
-      }
+      await hogs.stop();
       await world.close();
     }
   },

@@ -1,7 +1,7 @@
 /**
  * The cached `token` call's Secret Service read, started before the rest of the program runs.
  *
- * Most of that read is waiting: two round trips on the bus and the keyring's Diffie-Hellman
+ * Most of that read is waiting: three round trips on the bus and the keyring's Diffie-Hellman
  * (~2 ms of its own). Building the context, validating the config and opening the store is our
  * own work that needs nothing from the keyring. So `src/main.ts` calls
  * {@linkcode startEarlyRead} first, the read's waits overlap that work, and the store's first
@@ -34,10 +34,11 @@ let early: { key: string; read: Promise<SecretRead> } | null = null;
 
 /**
  * Starts the D-Bus read of the profile's access-token item when the config pins the Secret
- * Service (module doc), and resolves once its first requests are on the socket: the caller
- * awaits that before going on, so the keyring starts at once (Deno runs no promise jobs of ours
- * while it loads a dynamic import's modules or runs synchronous code, so a read that had not
- * yet written would only start at the caller's next await). Never rejects. Needs what the CLI has: `--allow-env`, `--allow-read`,
+ * Service (module doc), and resolves once `OpenSession` and `SearchItems` are on the socket
+ * (after the opening `GetAll` round trip: `secret_read.ts`). The caller awaits that before going
+ * on, so the keyring's Diffie-Hellman overlaps our own work: Deno runs no promise jobs of ours
+ * while it runs synchronous code, so a read that had not yet written would only go on at the
+ * caller's next await. Never rejects. Needs what the CLI has: `--allow-env`, `--allow-read`,
  * `--allow-write` (the bus socket).
  */
 export function startEarlyRead(profileFlag?: string, env: Env = Deno.env): Promise<void> {

@@ -3,8 +3,9 @@
  * `EXTERNAL` handshake, and pipelined method calls matched to their replies by serial.
  *
  * Pipelined on purpose: the handshake, `Hello` and every call made in the same tick leave in one
- * write (checked with strace), the way sd-bus does it, so a whole Secret Service read costs two
- * round trips on the socket instead of libsecret's dlopen of GLib plus a dozen (SPEC.md §8).
+ * write (checked with strace), the way sd-bus does it, so a whole Secret Service read costs three
+ * round trips on the socket (the first, an awaited `GetAll`, keeps gnome-keyring alive: see
+ * `secret_read.ts`) instead of libsecret's dlopen of GLib plus a dozen (SPEC.md §8).
  *
  * The handshake sends `AUTH EXTERNAL` without an identity and answers the server's empty `DATA`
  * challenge with an empty `DATA`: the bus then takes the uid from the socket's peer credentials,

@@ -1,7 +1,7 @@
 /**
  * One Secret Service lookup spoken directly on the session bus, for the cached `token` path:
  * an encrypted session (`dh-ietf1024-sha256-aes128-cbc-pkcs7`, the one libsecret opens),
- * `SearchItems`, `GetSecret`, all pipelined on one connection.
+ * `SearchItems`, `GetSecret`, pipelined on one connection after one opening round trip.
  *
  * Why it exists: libsecret's first read costs ~12–15 ms in a fresh process (dlopen of GLib,
  * GObject, GIO and libsecret, its proxies, libgcrypt's start-up), most of a cached `token` call
@@ -18,6 +18,21 @@
  * byte (providers disagree on whether to pad it before HKDF; libsecret's answer is the right one
  * by definition). Only a silent bus is not retried: the caller's timeout then ends the call with
  * the same error libsecret's timeout gives, instead of waiting twice.
+ *
+ * One round trip comes first, as in libsecret's reads: an awaited `Properties.GetAll` before any
+ * call that needs the keyring's record of this client. gnome-keyring (42, at least) makes that
+ * record in an idle callback that its message filter queues for each incoming message, and
+ * `OpenSession` and `SearchItems` need it; when the daemon's main loop is starved (a loaded
+ * 2-core machine), a client whose first keyring call is `OpenSession` can be served before the
+ * record exists: `gkd_secret_service_publish_dispatch: assertion 'client' failed`, then a GLib
+ * error that aborts the daemon (SIGTRAP) and takes the user's unlocked keyring with it.
+ * Measured under two CPU hogs, reading in a loop against a private keyring: pipelined from the
+ * first write, the reader crashed the daemon within 22–92 reads (4 of 4 runs); awaited
+ * `Peer.Ping`s first (answered off the daemon's main loop) only delayed it (936–1601 reads); an
+ * awaited `GetAll` first gave no crash in 2 × 3000 reads, like 1,600 parallel `secret-tool
+ * lookup`s (libsecret sends `GetAll`, then `OpenSession`). `early_read.ts` waits out that round
+ * trip before loading the verb, so the keyring's Diffie-Hellman still overlaps our loading.
+ * `test/keyring_client_race_test.ts` keeps the loop.
  *
  * Only the keyring is believed (issue 11 #2): every reply must come from the unique name the bus
  * says owns `org.freedesktop.secrets` (`GetNameOwner`, asked in the same write: see
@@ -163,6 +178,9 @@ async function lookup(
     });
   // First in the write: the bus names the keyring before any of its replies can be believed.
   if (checks) bus.pinOwner(SECRETS).catch(() => {}); // on failure, the calls below fail too
+  // Then one call the keyring answers from its main loop without knowing us, awaited before
+  // any call that needs its record of this client (module doc: a daemon crash).
+  expect(await call(SERVICE_PATH, PROPERTIES_IFACE, "GetAll", "s", [SERVICE_IFACE]), "a{sv}");
   const opening = call(SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", [
     ALGORITHM,
     { signature: "ay", value: keys.publicKey } satisfies Variant,
