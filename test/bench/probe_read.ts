@@ -33,6 +33,11 @@ if (mode === "dh" || mode === "dh-unpinned") {
     timeoutMs: 3000,
     timeoutError: () => new StoreError("timeout", "probe: no answer"),
   });
+  if (read.kind === "fallback" && /leading zero/.test(read.why)) {
+    // 1 session in 256 is left to libsecret: this sample measures nothing; the bench runs it again.
+    console.error(JSON.stringify({ again: true }));
+    Deno.exit(0);
+  }
   if (read.kind !== "found") throw new Error(`probe: ${JSON.stringify(read)}`);
   value = read.value;
 } else if (mode === "plain") {

@@ -132,11 +132,10 @@ export async function readSecret(
     if (path === null) return fallback("no unix:path session bus address");
     const reading = (async () => {
       connecting = BusConnection.open(path);
-      const keys = generateKeyPair();
       const bus = await connecting;
       if (timedOut) throw timedOut; // connected after the deadline: go no further
       bus.onForeign = options.onForeignReply ?? null;
-      return await lookup(bus, attributes, keys, onSent, !options.unsafeSkipChecks);
+      return await lookup(bus, attributes, onSent, !options.unsafeSkipChecks);
     })();
     return await boundStoreCall(reading, options.timeoutMs, () => {
       timedOut = options.timeoutError();
@@ -155,7 +154,6 @@ export async function readSecret(
 async function lookup(
   bus: BusConnection,
   attributes: Record<string, string>,
-  keys: KeyPair,
   onSent: (() => void) | undefined,
   checks: boolean,
 ): Promise<SecretRead> {
@@ -179,8 +177,13 @@ async function lookup(
   // First in the write: the bus names the keyring before any of its replies can be believed.
   if (checks) bus.pinOwner(SECRETS).catch(() => {}); // on failure, the calls below fail too
   // Then one call the keyring answers from its main loop without knowing us, awaited before
-  // any call that needs its record of this client (module doc: a daemon crash).
-  expect(await call(SERVICE_PATH, PROPERTIES_IFACE, "GetAll", "s", [SERVICE_IFACE]), "a{sv}");
+  // any call that needs its record of this client (module doc: a daemon crash). Our key pair
+  // (~1.5 ms of BigInt work) is made while that round trip is on its way, not before it.
+  const greeting = call(SERVICE_PATH, PROPERTIES_IFACE, "GetAll", "s", [SERVICE_IFACE]);
+  greeting.catch(() => {}); // awaited below
+  await bus.written();
+  const keys = generateKeyPair();
+  expect(await greeting, "a{sv}");
   const opening = call(SERVICE_PATH, SERVICE_IFACE, "OpenSession", "sv", [
     ALGORITHM,
     { signature: "ay", value: keys.publicKey } satisfies Variant,
