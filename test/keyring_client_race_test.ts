@@ -43,7 +43,6 @@ Deno.test({
     assert.equal(stored.code, 0, stored.stderr);
     const hogs = startCpuHogs(HOGS);
     try {
-      const outcomes = new Map<string, number>();
       for (let i = 0; i < READS; i++) {
         const read = await readSecret(attributes, {
           getEnv: (name) => service.env[name],
@@ -56,12 +55,8 @@ Deno.test({
           : read.kind === "fallback" && read.why.includes("leading zero")
           ? "found"
           : `${read.kind}: ${read.kind === "fallback" ? read.why : ""}`;
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-        if (outcome !== "found") {
-          assert.fail(`read ${i + 1} of ${READS}: ${outcome}`);
-        }
+        if (outcome !== "found") assert.fail(`read ${i + 1} of ${READS}: ${outcome}`);
       }
-      assert.deepEqual(Object.fromEntries(outcomes), { found: READS });
     } finally {
       await hogs.stop();
     }

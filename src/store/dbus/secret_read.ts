@@ -31,7 +31,7 @@
  * `Peer.Ping`s first (answered off the daemon's main loop) only delayed it (936–1601 reads); an
  * awaited `GetAll` first gave no crash in 2 × 3000 reads, like 1,600 parallel `secret-tool
  * lookup`s (libsecret sends `GetAll`, then `OpenSession`). `early_read.ts` waits out that round
- * trip before loading the verb, so the keyring's Diffie-Hellman still overlaps our loading.
+ * trip before the context and config work, so the keyring's Diffie-Hellman still overlaps it.
  * `test/keyring_client_race_test.ts` keeps the loop.
  *
  * Only the keyring is believed (issue 11 #2): every reply must come from the unique name the bus
