@@ -143,10 +143,9 @@ export function jwtPayload(token: string): Record<string, unknown> | null {
   const parts = token.split(".");
   if (parts.length !== 3) return null;
   try {
-    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
-    const padded = b64 + "=".repeat((4 - (b64.length % 4)) % 4);
-    const json = new TextDecoder().decode(Uint8Array.from(atob(padded), (c) => c.charCodeAt(0)));
-    return parseObject(json);
+    // The builtin decoder: `Uint8Array.from(atob(…), fn)` costs ~3 ms cold (issue 14).
+    const bytes = Uint8Array.fromBase64(parts[1], { alphabet: "base64url" });
+    return parseObject(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch {
     return null;
   }

@@ -30,6 +30,7 @@ import {
   type Call,
   DBusWireError,
   decodeMessage,
+  decodeUtf8,
   encodeCall,
   ERROR,
   type Message,
@@ -86,6 +87,41 @@ const MAX_HANDSHAKE = 4096;
 /** The bus daemon's own name: the sender of every message it originates. */
 const BUS = "org.freedesktop.DBus";
 
+/**
+ * A method call marshalled before it is sent: {@linkcode BusConnection.prepare}'s result, or a
+ * constant of known serial (`encodeCall`'s output, byte for byte, checked by a test).
+ */
+export interface PreparedCall {
+  serial: number;
+  destination: string | undefined;
+  bytes: Uint8Array;
+}
+
+/** `Hello`, the first call of every connection (serial 1), as a {@linkcode HELLO} call. */
+export const HELLO_CALL: Call = {
+  destination: BUS,
+  path: "/org/freedesktop/DBus",
+  interface: BUS,
+  member: "Hello",
+};
+
+/**
+ * {@linkcode HELLO_CALL} marshalled ahead of time (`connection_test.ts` checks it against
+ * `encodeCall`). The opening write is on the cached `token` path's critical path, and the
+ * marshaller's first run in a fresh process costs ~1 ms of cold code (issue 14), so the calls
+ * every read opens with are constants; the marshaller's first run then falls in the wait for
+ * the keyring's first answer instead.
+ */
+export const HELLO: PreparedCall = {
+  serial: 1,
+  destination: BUS,
+  bytes: Uint8Array.fromHex(
+    "6c01000100000000010000006d00000001016f00150000002f6f72672f667265656465736b746f702f4442757300" +
+      "000002017300140000006f72672e667265656465736b746f702e4442757300000000030173000500000048656c" +
+      "6c6f00000006017300140000006f72672e667265656465736b746f702e4442757300000000",
+  ),
+};
+
 interface Pending {
   resolve: (message: Message) => void;
   reject: (error: Error) => void;
@@ -96,7 +132,10 @@ interface Pending {
 /** One connection to a bus. {@linkcode BusConnection.close} ends it and fails pending calls. */
 export class BusConnection {
   readonly #conn: Deno.UnixConn;
+  /** The last serial taken (by `prepare`, or by a call marshalled ahead of time). */
   #serial = 0;
+  /** The last serial sent. */
+  #sent = 0;
   #outbox: Uint8Array[] = [HANDSHAKE];
   #flushing = false;
   readonly #pending = new Map<number, Pending>();
@@ -121,19 +160,33 @@ export class BusConnection {
     const conn = await Deno.connect({ transport: "unix", path });
     const bus = new BusConnection(conn);
     // Queued, not sent: it leaves with the first real call, in the same write.
-    bus.#enqueue({
-      destination: "org.freedesktop.DBus",
-      path: "/org/freedesktop/DBus",
-      interface: "org.freedesktop.DBus",
-      member: "Hello",
-    }).catch(() => {}); // a failed Hello fails every later call as well
+    bus.#enqueue(HELLO).catch(() => {}); // a failed Hello fails every later call as well
     bus.#readLoop();
     return bus;
   }
 
   /** Sends a call (batched with the others of this tick); resolves with the reply. */
   call(call: Call): Promise<Message> {
-    const reply = this.#enqueue(call);
+    return this.send(this.prepare(call));
+  }
+
+  /**
+   * Marshals `call` now, taking the next serial, for {@linkcode BusConnection.send} later:
+   * a caller waiting on a reply it must have before sending more marshals the next calls
+   * during that wait, so only the write is left once the reply is in.
+   */
+  prepare(call: Call): PreparedCall {
+    const serial = ++this.#serial;
+    return { serial, destination: call.destination, bytes: encodeCall(serial, call) };
+  }
+
+  /**
+   * Sends a prepared call (batched with the others of this tick); resolves with the reply.
+   * Calls go out in the order of their serials, each once: a call prepared after another is
+   * sent after it (anything else is a bug here, and throws).
+   */
+  send(prepared: PreparedCall): Promise<Message> {
+    const reply = this.#enqueue(prepared);
     this.#scheduleFlush();
     return reply;
   }
@@ -144,9 +197,10 @@ export class BusConnection {
    * this tick, ahead of them: the bus answers itself, at once, and a reply that arrives before
    * its answer is held until then. Resolves with the owner; rejects (and fails every call to
    * `name`) when nobody owns it. Call it before the calls it guards, once per connection.
+   * `asking` is that `GetNameOwner`, marshalled ahead of time (see `secret_read.ts`).
    */
-  pinOwner(name: string): Promise<string> {
-    const asking = this.#enqueue({
+  pinOwner(name: string, asking?: PreparedCall): Promise<string> {
+    const question = asking ?? this.prepare({
       destination: BUS,
       path: "/org/freedesktop/DBus",
       interface: BUS,
@@ -154,9 +208,10 @@ export class BusConnection {
       signature: "s",
       args: [name],
     });
-    this.#pinned = { name, serial: this.#serial, owner: null, failed: null };
-    this.#scheduleFlush();
-    return asking.then((reply) => reply.body[0] as string);
+    if (question.destination !== BUS) throw new Error("GetNameOwner goes to the bus");
+    const owner = this.send(question);
+    this.#pinned = { name, serial: question.serial, owner: null, failed: null };
+    return owner.then((reply) => reply.body[0] as string);
   }
 
   /** Closes the socket; pending calls fail with `DBusClosedError`. Idempotent. */
@@ -169,13 +224,20 @@ export class BusConnection {
     return this.#written;
   }
 
-  #enqueue(call: Call): Promise<Message> {
+  #enqueue(call: PreparedCall): Promise<Message> {
+    const { serial, destination, bytes } = call;
+    // The serial sits at bytes 8–11 of a little-endian message ('l', the only kind marshalled).
+    const marked = bytes[8] | bytes[9] << 8 | bytes[10] << 16 | bytes[11] << 24;
+    if (serial !== this.#sent + 1 || marked !== serial || bytes[0] !== 0x6c) {
+      throw new Error(`call ${serial} sent out of order (after ${this.#sent}) or mismarked`);
+    }
+    this.#sent = serial;
+    if (serial > this.#serial) this.#serial = serial;
     if (this.#closed) return Promise.reject(this.#closed);
-    const serial = ++this.#serial;
-    this.#outbox.push(encodeCall(serial, call));
-    const from = call.destination === BUS
+    this.#outbox.push(bytes);
+    const from = destination === BUS
       ? "bus"
-      : call.destination !== undefined && call.destination === this.#pinned?.name
+      : destination !== undefined && destination === this.#pinned?.name
       ? "owner"
       : "any";
     if (from === "owner" && this.#pinned?.failed) return Promise.reject(this.#pinned.failed);
@@ -326,7 +388,12 @@ function handshakeDone(buffer: Uint8Array): Uint8Array | null {
       if (buffer.length > MAX_HANDSHAKE) throw new DBusWireError("handshake too long");
       return null;
     }
-    const line = new TextDecoder().decode(buffer.subarray(start, end));
+    let line: string;
+    try {
+      line = decodeUtf8(buffer.subarray(start, end));
+    } catch {
+      throw new DBusClosedError("the bus sent a handshake line that is not UTF-8");
+    }
     start = end + 2;
     if (line.startsWith("OK ")) return buffer.subarray(start);
     if (line === "DATA" || line.startsWith("DATA ")) continue;

@@ -4,9 +4,11 @@
  * which they arrive, including replies that come before the bus has named the owner.
  */
 import assert from "node:assert/strict";
-import { BusConnection } from "./connection.ts";
+import { BusConnection, HELLO, HELLO_CALL } from "./connection.ts";
+import { ASK_OWNER, ASK_OWNER_CALL, GREETING, GREETING_CALL } from "./secret_read.ts";
 import {
   decodeMessage,
+  encodeCall,
   type Message,
   messageLength,
   METHOD_RETURN,
@@ -129,6 +131,49 @@ Deno.test("dbus connection: when nobody owns the pinned name, calls to it fail i
     await conn.write(error);
     await assert.rejects(owner);
     await assert.rejects(answer, /NameHasNoOwner|nobody owns/);
+    bus.close();
+    conn.close();
+    listener.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dbus connection: the calls marshalled ahead of time are encodeCall's bytes, serial for serial (issue 14)", () => {
+  for (
+    const [prepared, call] of [
+      [HELLO, HELLO_CALL],
+      [ASK_OWNER, ASK_OWNER_CALL],
+      [GREETING, GREETING_CALL],
+    ] as const
+  ) {
+    assert.deepEqual(prepared.bytes, encodeCall(prepared.serial, call), call.member);
+    assert.equal(prepared.destination, call.destination, call.member);
+  }
+  assert.deepEqual([HELLO, ASK_OWNER, GREETING].map((p) => p.serial), [1, 2, 3]);
+});
+
+Deno.test("dbus connection: prepared calls go out in the order of their serials, or not at all (issue 14)", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/bus`;
+  try {
+    const serving = scriptedBus(path, 4); // Hello, GetNameOwner, GetAll, the prepared call
+    const bus = await BusConnection.open(path);
+    bus.pinOwner("org.freedesktop.secrets", ASK_OWNER).catch(() => {});
+    bus.send(GREETING).catch(() => {});
+    const first = bus.prepare({ destination: "org.freedesktop.secrets", path: "/a", member: "A" });
+    const second = bus.prepare({ destination: "org.freedesktop.secrets", path: "/b", member: "B" });
+    assert.deepEqual([first.serial, second.serial], [4, 5]);
+    assert.throws(() => bus.send(second), /out of order/);
+    assert.throws(() => bus.send(GREETING), /out of order/, "a serial sent twice");
+    bus.send(first).catch(() => {});
+    const { conn, listener, messages } = await serving;
+    assert.deepEqual(messages.map((m) => [m.serial, m.member]), [
+      [1, "Hello"],
+      [2, "GetNameOwner"],
+      [3, "GetAll"],
+      [4, "A"],
+    ]);
     bus.close();
     conn.close();
     listener.close();

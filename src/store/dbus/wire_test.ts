@@ -3,7 +3,9 @@ import { Prng } from "../../../test/fixtures/prng.ts";
 import {
   DBusWireError,
   decodeMessage,
+  decodeUtf8,
   encodeCall,
+  isObjectPath,
   messageLength,
   METHOD_CALL,
   NO_AUTO_START,
@@ -214,4 +216,38 @@ Deno.test("wire: fuzz (fixed seed): mutated and random messages only ever throw 
   }
   // Some single-bit flips land in a value and still decode: the fuzz reached the body parser.
   if (decoded === 0) throw new Error("no mutated message decoded at all: the fuzz is too coarse");
+});
+
+Deno.test("wire: isObjectPath agrees with the specification's grammar (fixed seed, 20,000 strings)", () => {
+  const reference = (p: string) => p === "/" || /^(\/[A-Za-z0-9_]+)+$/.test(p);
+  for (
+    const p of ["/", "/a", "/org/freedesktop/secrets", "//", "/a/", "a", "", "/a//b", "/a-b", "/é"]
+  ) {
+    assertEquals(isObjectPath(p), reference(p), JSON.stringify(p));
+  }
+  const alphabet = "/a_Z09-./é ";
+  const rng = new Prng(14);
+  for (let n = 0; n < 20_000; n++) {
+    let p = rng.chance(0.7) ? "/" : "";
+    for (let i = rng.int(12); i > 0; i--) p += alphabet[rng.int(alphabet.length)];
+    assertEquals(isObjectPath(p), reference(p), JSON.stringify(p));
+  }
+});
+
+Deno.test("wire: decodeUtf8 decodes ASCII and UTF-8 alike, and refuses invalid UTF-8 (issue 14)", () => {
+  const enc = new TextEncoder();
+  for (
+    const s of [
+      "",
+      ":1.9",
+      "/org/freedesktop/secrets",
+      "eyJ".repeat(3000),
+      "héllo ✓",
+      "a".repeat(9000),
+    ]
+  ) {
+    assertEquals(decodeUtf8(enc.encode(s)), s);
+  }
+  throws(() => decodeUtf8(new Uint8Array([0x61, 0xff])), TypeError);
+  throws(() => decodeUtf8(new Uint8Array([0xc3])), TypeError);
 });
