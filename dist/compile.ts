@@ -1,8 +1,9 @@
 /**
  * `deno task compile [--target T ...] [--out DIR] [--no-package] [--prebuilt DIR]`
  *
- * One `deno compile` per release target with the `cli` permission set from `deno.json`
- * (`-P=cli`, the same list `deno task cli` runs with), `--frozen`, the version from
+ * One `deno compile` per release target of the bundle of `src/` (`dist/bundle.ts`, built
+ * first into a temporary directory: the program `deno task cli` and the tests run) with the `cli` permission set from
+ * `deno.json` (`-P=cli`, the same list `deno task cli` runs with), `--frozen`, the version from
  * `deno.json`; output `dist/out/agent-runner-auth-<version>-<target>[.exe]`. Then the
  * archives (`.tar.gz` per Linux/macOS target holding `agent-runner-auth`, README.md and LICENSE
  * when there is one; `.zip` for Windows holding `agent-runner-auth.exe`) and `SHA256SUMS` over
@@ -31,6 +32,7 @@
 import { parseArgs } from "node:util";
 import { type ArchiveEntry, tarGz, zip } from "./lib/archive.ts";
 import { writeSha256Sums } from "./checksums.ts";
+import { buildBundle } from "./bundle.ts";
 import { projectVersion } from "./lib/meta.ts";
 import {
   archivedBinaryName,
@@ -178,8 +180,12 @@ export async function typeCheck(): Promise<void> {
  */
 export const V8_FLAGS = "--min-semi-space-size=2";
 
-/** The `deno compile` arguments for one target (exported so the test can pin them). */
-export function compileArgs(target: Target, output: string): string[] {
+/**
+ * The `deno compile` arguments for one target (exported so the test can pin them). `entry` is
+ * the bundle's `main.js` ({@linkcode main} builds it): the program `deno task cli`, the tests
+ * and the benchmark run.
+ */
+export function compileArgs(target: Target, output: string, entry: string): string[] {
   return [
     "compile",
     "-q", // also hides "Permissions in the config file is an experimental feature"
@@ -196,7 +202,7 @@ export function compileArgs(target: Target, output: string): string[] {
     target,
     "--output",
     output,
-    "src/main.ts",
+    entry,
   ];
 }
 
@@ -205,6 +211,7 @@ export async function compileTarget(
   target: Target,
   version: string,
   outDir: string,
+  entry: string,
 ): Promise<string> {
   const env = Deno.env.toObject();
   const choice = chooseRuntime(target, env);
@@ -215,7 +222,7 @@ export async function compileTarget(
   }
   if (choice.path) childEnv.DENORT_BIN = await Deno.realPath(choice.path);
   const output = `${outDir}/${binaryName(version, target)}`;
-  const r = await run(compileArgs(target, output), childEnv);
+  const r = await run(compileArgs(target, output, entry), childEnv);
   if (r.code !== 0) {
     if (!choice.path && isMissingRuntime(r.stderr)) {
       throw new BuildError(missingRuntimeMessage(target));
@@ -335,10 +342,19 @@ async function main(args: string[]): Promise<number> {
     }
   } else {
     await typeCheck();
-    for (const target of targets) {
-      const path = await compileTarget(target, version, outDir);
-      console.error(`compiled ${path}`);
-      binaries.set(target, path);
+    // A private bundle, not dist/bundle/ (which a test run may be using), from the same source.
+    const bundleDir = await Deno.makeTempDir({ prefix: "agent-runner-bundle-" });
+    try {
+      await buildBundle(`${bundleDir}/bundle`).catch((e) => {
+        throw new BuildError(e instanceof Error ? e.message : String(e));
+      });
+      for (const target of targets) {
+        const path = await compileTarget(target, version, outDir, `${bundleDir}/bundle/main.js`);
+        console.error(`compiled ${path}`);
+        binaries.set(target, path);
+      }
+    } finally {
+      await Deno.remove(bundleDir, { recursive: true }).catch(() => {});
     }
   }
   if (values["no-package"]) return 0;

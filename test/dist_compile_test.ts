@@ -112,7 +112,7 @@ Deno.test("compile: a runtime of the wrong format or the deno CLI itself is refu
 });
 
 Deno.test("compile: deno compile gets -P=cli, --frozen, the target, and keeps type-checking", () => {
-  const args = compileArgs("aarch64-apple-darwin", "/out/x");
+  const args = compileArgs("aarch64-apple-darwin", "/out/x", "/tmp/b/main.js");
   assert.equal(args[0], "compile");
   assert.ok(args.includes("-P=cli"));
   assert.ok(args.includes("--frozen"));
@@ -124,7 +124,7 @@ Deno.test("compile: deno compile gets -P=cli, --frozen, the target, and keeps ty
     "aarch64-apple-darwin",
   ]);
   assert.equal(args[args.indexOf("--output") + 1], "/out/x");
-  assert.equal(args.at(-1), "src/main.ts");
+  assert.equal(args.at(-1), "/tmp/b/main.js", "the bundle, as the tests run it");
   // the same set `deno task cli` runs with (the E2E tests run that command)
   assert.ok(denoJson.permissions.cli);
   assert.match(denoJson.tasks.cli.command, /-P=cli/);
@@ -316,6 +316,20 @@ async function denoDirWithoutRuntimes(dir: string): Promise<string> {
   await Deno.mkdir(fake);
   for (const e of Deno.readDirSync(real)) {
     if (e.name !== "dl") await Deno.symlink(`${real}/${e.name}`, `${fake}/${e.name}`);
+  }
+  // Everything Deno downloaded but its runtimes (dl/release/): esbuild, which `deno bundle`
+  // runs before compiling, stays (dist/bundle.ts).
+  await Deno.mkdir(`${fake}/dl`);
+  for (
+    const e of (() => {
+      try {
+        return [...Deno.readDirSync(`${real}/dl`)];
+      } catch {
+        return [];
+      }
+    })()
+  ) {
+    if (e.name !== "release") await Deno.symlink(`${real}/dl/${e.name}`, `${fake}/dl/${e.name}`);
   }
   return fake;
 }

@@ -129,7 +129,7 @@ Deno.test({
 
       // The sampler did see the CLI and the browser (it is not vacuous).
       const seen = [...sampler.seen];
-      assert.ok(seen.some((a) => a.includes("src/main.ts token")), "saw a CLI process");
+      assert.ok(seen.some((a) => a.includes("dist/bundle/main.js token")), "saw a CLI process");
       assert.ok(seen.some((a) => a.includes(`${origin}/start/`)), "saw the browser's argv");
       // No login secret in the argv of any process of this world (the sampler also sees other
       // test runs on the machine, so only ours are judged): issue 11 finding 5.

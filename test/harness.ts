@@ -1,7 +1,8 @@
 /**
  * End-to-end world for subprocess tests: a private Secret Service, the Cognito-compatible
- * server, a throwaway HOME and config dir, and the real CLI run from source with exactly the
- * flags of `deno task cli` (read from deno.json, so the tests cannot drift from it).
+ * server, a throwaway HOME and config dir, and the real CLI run as `deno task cli` runs it (its
+ * command read from deno.json, so the tests cannot drift from it): the bundle of `src/` that
+ * the binary is compiled from, with the binary's flags.
  *
  * @module
  */
@@ -27,19 +28,36 @@ import {
   listenForCallback,
 } from "../src/oauth/loopback.ts";
 import { LoginFailedError } from "../src/errors.ts";
+import { BUNDLE_ENTRY, staleBundleReason } from "../dist/bundle.ts";
 
 /** Repository root, no trailing slash. */
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
+/** Why `dist/bundle/` is not the current source (`deno task test` builds it first), or null. */
+const staleBundle = await staleBundleReason();
+
 /**
- * `deno task cli`'s command with the config and entry point made absolute, so the CLI can run
- * from any cwd (Claude Code runs the helper in the session's cwd).
+ * `deno task cli`'s command with the config and entry point (the bundle, `dist/bundle.ts`)
+ * made absolute, so the CLI can run from any cwd (Claude Code runs the helper in the session's
+ * cwd). Throws when the bundle is missing or older than the source: a test would otherwise
+ * pass or fail on old code.
  */
 export function cliArgv(): string[] {
+  if (staleBundle) throw new Error(staleBundle);
   const words = denoJson.tasks.cli.command.split(/\s+/);
   if (words[0] !== "deno" || words[1] !== "run") throw new Error("tasks.cli must be `deno run …`");
-  const rest = words.slice(2).map((w) => (w === "src/main.ts" ? `${ROOT}/src/main.ts` : w));
+  if (!words.includes(BUNDLE_ENTRY)) throw new Error(`tasks.cli must run ${BUNDLE_ENTRY}`);
+  const rest = words.slice(2).map((w) => (w === BUNDLE_ENTRY ? `${ROOT}/${BUNDLE_ENTRY}` : w));
   return ["run", "--config", `${ROOT}/deno.json`, ...rest];
+}
+
+/**
+ * {@linkcode cliArgv} with another entry point in the bundle's place: a baseline or a probe run
+ * with exactly the CLI's flags (the benchmark).
+ */
+export function cliArgvWith(entry: string): string[] {
+  const bundle = `${ROOT}/${BUNDLE_ENTRY}`;
+  return cliArgv().map((w) => (w === bundle ? entry : w));
 }
 
 /** Output of one CLI run. */

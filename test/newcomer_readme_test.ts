@@ -30,9 +30,9 @@ Deno.test("newcomer: the README's two commands quote the Deno pinned in .deno-ve
   for (const m of readme.matchAll(/\bdeno@(\d+\.\d+\.\d+)|Deno (\d+\.\d+\.\d+) already/g)) {
     assert.equal(m[1] ?? m[2], pinned, m[0]);
   }
-  // the tasks set up first
-  assert.deepEqual(denoJson.tasks.test.dependencies, ["setup:test"]);
-  assert.deepEqual(denoJson.tasks.demo.dependencies, ["setup:demo"]);
+  // the tasks set up first, and build the bundle they run (dist/bundle.ts)
+  assert.deepEqual(denoJson.tasks.test.dependencies, ["setup:test", "bundle"]);
+  assert.deepEqual(denoJson.tasks.demo.dependencies, ["setup:demo", "bundle"]);
   assert.match(denoJson.tasks["setup:test"].command, /test\/setup\.ts test$/);
   assert.match(denoJson.tasks["setup:demo"].command, /test\/setup\.ts demo$/);
   // and .ci/run takes Deno from the same file

@@ -2,10 +2,12 @@
  * The cached `token` path loads no network code and no `node:`/npm module (SPEC.md §8: each
  * wakes a layer that costs more than the whole keychain read). Checked on the real module
  * graph: everything `src/main.ts` reaches through static imports, plus the `token` verb
- * module it imports dynamically, and their static imports.
+ * module it imports dynamically, and their static imports; and on the bundle that runs
+ * (`dist/bundle.ts`): the chunks `main.js` loads at start-up.
  */
 import assert from "node:assert/strict";
 import { moduleUrl, reachable } from "./fixtures/module_graph.ts";
+import { BUNDLE_DIR, staleBundleReason } from "../dist/bundle.ts";
 
 Deno.test("startup: the cached token path imports no node:, npm or OAuth module", async () => {
   const main = await reachable(["src/main.ts"]);
@@ -24,4 +26,62 @@ Deno.test("startup: the cached token path imports no node:, npm or OAuth module"
     token.has(moduleUrl("src/token/get_token.ts")),
     "sanity: the walk found the use case",
   );
+});
+
+/**
+ * The chunks `dist/bundle/main.js` loads at start-up (its static imports, transitively), with
+ * the source modules each holds: esbuild heads each inlined module with a `// path` line.
+ */
+async function bundleStartup(): Promise<
+  { chunks: string[]; modules: string[]; imports: string[] }
+> {
+  const chunks: string[] = [];
+  const modules: string[] = [];
+  const imports: string[] = [];
+  const walk = async (file: string) => {
+    if (chunks.includes(file)) return;
+    chunks.push(file);
+    const text = await Deno.readTextFile(`${BUNDLE_DIR}/${file}`);
+    for (const m of text.matchAll(/^\/\/ (\S+)$/gm)) modules.push(m[1]);
+    for (
+      const m of text.matchAll(
+        /^(?:import|export)\b[^;]*?\bfrom\s*"([^"]+)"|^import\s*"([^"]+)"/gms,
+      )
+    ) {
+      const spec = m[1] ?? m[2];
+      imports.push(spec);
+      if (spec.startsWith("./")) await walk(spec.slice(2));
+    }
+  };
+  await walk("main.js");
+  return { chunks, modules, imports };
+}
+
+Deno.test("startup: the bundle `token` runs loads no npm package, node: module or OAuth chunk at start-up", async () => {
+  const stale = await staleBundleReason();
+  assert.equal(stale, null, stale ?? "");
+  const { chunks, modules, imports } = await bundleStartup();
+  const offenders = [
+    ...modules.filter((m) =>
+      m.includes("/npm/") || m.includes("/src/oauth/") || m.startsWith("src/oauth/") ||
+      m.startsWith("src/lock/") || m.startsWith("src/term/") || m === "src/cli/dispatch.ts"
+    ),
+    ...imports.filter((s) => !s.startsWith("./")),
+  ];
+  assert.deepEqual(offenders, [], `loaded at start-up by ${chunks.join(", ")}`);
+  assert.ok(modules.includes("src/token/get_token.ts"), "sanity: the walk found the use case");
+  assert.ok(modules.includes("src/store/dbus/secret_read.ts"), "sanity: and the D-Bus reader");
+});
+
+Deno.test("startup: the bundle keeps one copy of every module, so errors thrown across a lazy import are the same class", async () => {
+  const copies = new Map<string, number>();
+  for await (const entry of Deno.readDir(BUNDLE_DIR)) {
+    if (!entry.name.endsWith(".js")) continue;
+    const text = await Deno.readTextFile(`${BUNDLE_DIR}/${entry.name}`);
+    for (const m of text.matchAll(/^\/\/ (\S+)$/gm)) copies.set(m[1], (copies.get(m[1]) ?? 0) + 1);
+  }
+  const twice = [...copies].filter(([, n]) => n > 1).map(([m]) => m);
+  assert.deepEqual(twice, []);
+  assert.ok(copies.has("src/errors.ts") && copies.has("src/cli/setup.ts"), "sanity");
+  assert.ok([...copies.keys()].some((m) => m.includes("oauth4webapi")), "npm code is inlined");
 });

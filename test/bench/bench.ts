@@ -32,7 +32,8 @@
  * @module
  */
 
-import { cliArgv, ROOT, World } from "../harness.ts";
+import { cliArgv, cliArgvWith, ROOT, World } from "../harness.ts";
+import { buildBundle } from "../../dist/bundle.ts";
 import { PosixLockFile } from "../../src/lock/posix.ts";
 import { interleave, type Measured, must, round, type Stats, stats, timed } from "./measure.ts";
 
@@ -61,9 +62,16 @@ const PARALLEL_FIRST_USE = 16;
 const TARGETS = { cachedRatio: 1.5, cachedGoal: 1.25, refreshOverheadMs: 40 };
 
 const EMPTY = `${ROOT}/test/bench/empty.ts`;
-const PHASES = `${ROOT}/test/bench/phases.ts`;
-const PROBE_READ = `${ROOT}/test/bench/probe_read.ts`;
-const DH_COST = `${ROOT}/test/bench/dh_cost.ts`;
+/**
+ * The in-process probes, bundled like the CLI (dist/bundle.ts) into a temporary directory at
+ * the start, so they load the cached path's code as `token` does: `PROBES.phases` etc. are
+ * their entry points.
+ */
+const PROBES: Record<"phases" | "probe_read" | "dh_cost", string> = {
+  phases: "",
+  probe_read: "",
+  dh_cost: "",
+};
 const TIMED_BROWSER = `${ROOT}/test/bench/timed_browser`;
 const RESULTS = `${ROOT}/test/bench/results`;
 
@@ -291,6 +299,11 @@ async function main(): Promise<void> {
   const info = await machine();
   log(`${info.cpu}, ${info.cores} cores, ${info.os}, Deno ${info.deno}${QUICK ? " (quick)" : ""}`);
 
+  const probeDir = await Deno.makeTempDir({ prefix: "ara-bench-probes-" });
+  for (const name of Object.keys(PROBES) as (keyof typeof PROBES)[]) {
+    await buildBundle(`${probeDir}/${name}`, `test/bench/${name}.ts`);
+    PROBES[name] = `${probeDir}/${name}/${name}.js`;
+  }
   const world = await World.create();
   const proxy = new TimingProxy(world.server.url);
   const keyringDaemons = daemonPids(world.keyring.home);
@@ -329,7 +342,7 @@ async function main(): Promise<void> {
     const commands: Record<string, Measured> = {
       empty: { argv: [deno, "run", "-q", EMPTY], env },
       emptyCliFlags: {
-        argv: [deno, ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? EMPTY : w))],
+        argv: [deno, ...cliArgvWith(EMPTY)],
         env,
       },
       gh: {
@@ -374,7 +387,7 @@ async function main(): Promise<void> {
     const lastPrint = await lastPrintCost(commands, cwd);
 
     // -- where the cached time goes ----------------------------------------------------------
-    const phaseArgv = [deno, ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? PHASES : w))];
+    const phaseArgv = [deno, ...cliArgvWith(PROBES.phases)];
     const phaseSamples: Record<string, number[]> = {};
     for (let i = -1; i < ROUNDS.phases; i++) {
       const r = must(await timed(phaseArgv, env, cwd), "phases");
@@ -417,7 +430,7 @@ async function main(): Promise<void> {
       for (const mode of ["dh", "dh-unpinned", "plain"] as const) {
         const argv = [
           deno,
-          ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? PROBE_READ : w)),
+          ...cliArgvWith(PROBES.probe_read),
           mode,
           ACCESS,
         ];
@@ -446,7 +459,7 @@ async function main(): Promise<void> {
     // -- what the session's Diffie-Hellman costs (issue 14) ----------------------------------
     const dhArgv = (bits: number) => [
       deno,
-      ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? DH_COST : w)),
+      ...cliArgvWith(PROBES.dh_cost),
       String(bits),
     ];
     const dhSamples: Record<string, number[]> = {};
@@ -735,6 +748,7 @@ async function main(): Promise<void> {
   } finally {
     await proxy.close();
     await world.close();
+    await Deno.remove(probeDir, { recursive: true }).catch(() => {});
   }
 }
 
@@ -765,7 +779,7 @@ function explainLostKeyring(error: unknown, pids: number[]): unknown {
 
 /** `probe_read.ts checks`: the read with and without the keyring-only checks (issue 11 #2). */
 async function keyringOnlyCost(deno: string, env: Record<string, string>, cwd: string) {
-  const argv = [deno, ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? PROBE_READ : w))];
+  const argv = [deno, ...cliArgvWith(PROBES.probe_read)];
   const r = must(await timed([...argv, "checks", ACCESS], env, cwd), "keyring-only checks probe");
   const m = JSON.parse(r.stderr.trim().split("\n").at(-1)!);
   return {

@@ -30,7 +30,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { cliArgv, ROOT, World } from "../harness.ts";
+import { cliArgv, cliArgvWith, ROOT, World } from "../harness.ts";
 import { ACCESS, directSignIn, plant } from "../fixtures/fault_kit.ts";
 import { V8_FLAGS } from "../../dist/compile.ts";
 import { interleave, type Measured, round, type Stats, stats } from "./measure.ts";
@@ -64,7 +64,7 @@ export function sourcePrograms(): Programs {
   return {
     mode: "source",
     token: [deno, ...cliArgv(), "token"],
-    empty: [deno, ...cliArgv().map((w) => (w.endsWith("/src/main.ts") ? EMPTY : w))],
+    empty: [deno, ...cliArgvWith(EMPTY)],
   };
 }
 

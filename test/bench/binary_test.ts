@@ -28,7 +28,7 @@ async function runScript(args: string[], env: Record<string, string> = {}) {
 Deno.test("bench binary: the empty program is compiled with the binary's own flags", () => {
   const target = hostTarget();
   if (!target) return;
-  const binary = compileArgs(target, "/out/x");
+  const binary = compileArgs(target, "/out/x", "/b/main.js");
   const empty = emptyCompileArgs("/out/empty");
   for (
     const flag of ["--config", `${ROOT}/deno.json`, "-P=cli", "--frozen", `--v8-flags=${V8_FLAGS}`]
@@ -42,7 +42,9 @@ Deno.test("bench binary: the empty program is compiled with the binary's own fla
 Deno.test("the binary and `deno task cli` (the bench, the E2E tests) run with the same V8 flags", () => {
   assert.ok(denoJson.tasks.cli.command.split(/\s+/).includes(`--v8-flags=${V8_FLAGS}`));
   const target = hostTarget();
-  if (target) assert.ok(compileArgs(target, "/out/x").includes(`--v8-flags=${V8_FLAGS}`));
+  if (target) {
+    assert.ok(compileArgs(target, "/out/x", "/b/main.js").includes(`--v8-flags=${V8_FLAGS}`));
+  }
 });
 
 Deno.test("bench binary: the summary names the ratio and every program", () => {

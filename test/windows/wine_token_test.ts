@@ -76,7 +76,9 @@ function freePort(): number {
 /** `deno task cli`'s command with absolute Windows paths (read from deno.json). */
 function cliArgs(args: string[]): string[] {
   const words = denoJson.tasks.cli.command.split(/\s+/);
-  const rest = words.slice(2).map((w) => (w === "src/main.ts" ? `${REPO}\\src\\main.ts` : w));
+  const rest = words.slice(2).map((w) =>
+    w === "dist/bundle/main.js" ? `${REPO}\\dist\\bundle\\main.js` : w
+  );
   return ["run", "--config", `${REPO}\\deno.json`, ...rest, ...args];
 }
 
