@@ -51,6 +51,11 @@ export async function buildBundle(outDir = BUNDLE_DIR, entry = "src/main.ts"): P
         `${ROOT}/deno.json`,
         "--frozen",
         "--code-splitting",
+        // Minified: the start-up chunks are half the size, ~1 ms less to load (issue 14).
+        // Linked source maps keep stack traces pointing at src/ (Deno applies them), and name
+        // the modules each chunk holds (test/startup_imports_test.ts reads them).
+        "--minify",
+        "--sourcemap=linked",
         "--outdir",
         staging,
         entry,
