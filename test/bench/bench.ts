@@ -3,7 +3,8 @@
  *
  * Everything runs in one private world (test/harness.ts): the Cognito-compatible server behind a
  * small timing proxy (so the server's own time is known per request), a private gnome-keyring,
- * and the real CLI run from source with `deno task cli`'s flags (`cliArgv()`). Every figure is
+ * and the real CLI run as `deno task cli` runs it (`cliArgv()`: the bundle the binary is compiled
+ * from, with the binary's flags). Every figure is
  * measured in the same run as the baselines it is compared with, after a warm-up, with the
  * commands interleaved round by round so a slow patch of the machine hits all of them alike.
  *

@@ -1,6 +1,6 @@
 /**
  * The cached `token` measurement of `deno task bench`, on a compiled binary: the shipped
- * program's figure (issue 14), which the bench, running from source, cannot give. The release
+ * program's figure (issue 14), which the bench, running `deno run`, cannot give. The release
  * workflow's Linux job runs it on the x86_64 binary it just built and puts the table in the job
  * summary.
  *
