@@ -286,7 +286,9 @@ function parseAuthDomain(value: string, fail: (problem: string) => ConfigError):
   if (u.search !== "" || u.hash !== "" || u.username !== "" || u.password !== "") {
     throw fail("must not carry a query, fragment or credentials");
   }
-  u.pathname = u.pathname.replace(/\/+$/, "");
+  // "/" is what a bare host gets and would stay "/": no regular expression and no re-parse
+  // for the common case, on every `token` call (issue 14).
+  if (u.pathname !== "/") u.pathname = u.pathname.replace(/\/+$/, "");
   return u;
 }
 
