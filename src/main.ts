@@ -22,7 +22,6 @@ import { stderrLine } from "./cli/output.ts";
 // (test/startup_imports_test.ts); the other verbs still load theirs lazily.
 import { startEarlyRead } from "./store/early_read.ts";
 import { runToken } from "./cli/token.ts";
-import "./store/secret_service.ts"; // the store `token` opens, imported lazily by select.ts
 
 /**
  * `["token"]`, `["token", "--profile", "x"]`, `["token", "--profile=x"]`, and the same with

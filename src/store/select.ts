@@ -15,7 +15,10 @@
  *    enable it. The encrypted file is never chosen by `auto`: only by name.
  *
  * Backends are imported lazily so no other OS's library, no npm module and no unused backend is
- * loaded (STYLE.md §3, SPEC.md §8).
+ * loaded (STYLE.md §3, SPEC.md §8); except the Secret Service's module, imported statically: it
+ * is the store the cached `token` call opens on Linux, its own library (libsecret) is still loaded
+ * only when first needed, and a lazy import of it cost that call one more module to load after
+ * start-up (issue 14).
  *
  * @module
  */
@@ -24,6 +27,7 @@ import type { LoadedConfig } from "../config/config.ts";
 import { type Env, resolvePaths } from "../config/paths.ts";
 import { ConfigError, StoreError } from "../errors.ts";
 import { STORE_NAMES, type StoreName, type TokenStore } from "./store.ts";
+import { PROBE_ITEM, SecretServiceStore } from "./secret_service.ts";
 
 export { STORE_NAMES, type StoreName };
 
@@ -198,7 +202,6 @@ export async function probeSecretService(
   verify: boolean,
 ): Promise<{ ok: true; store: TokenStore } | { ok: false; why: string }> {
   try {
-    const { PROBE_ITEM, SecretServiceStore } = await import("./secret_service.ts");
     const store = new SecretServiceStore();
     await store.get(PROBE_ITEM);
     if (verify) await store.assertUsable();
@@ -220,10 +223,8 @@ export async function openBackend(
   onWarning?: (line: string) => void,
 ): Promise<TokenStore> {
   switch (name) {
-    case "secret-service": {
-      const { SecretServiceStore } = await import("./secret_service.ts");
+    case "secret-service":
       return new SecretServiceStore();
-    }
     case "pass": {
       const { PassStore } = await import("./pass.ts");
       if (env === Deno.env) return new PassStore();
