@@ -35,7 +35,9 @@ import {
   ERROR,
   type Message,
   messageLength,
+  METHOD_CALL,
   METHOD_RETURN,
+  SIGNAL,
 } from "./wire.ts";
 
 /** The peer answered a call with an error message. */
@@ -125,6 +127,8 @@ export const HELLO: PreparedCall = {
 interface Pending {
   resolve: (message: Message) => void;
   reject: (error: Error) => void;
+  /** Whether the caller reads the reply's body; when not, only its header is decoded. */
+  body: boolean;
   /** Who may answer: the bus itself, the pinned name's owner, or anyone (no pin asked). */
   from: "bus" | "owner" | "any";
 }
@@ -144,7 +148,7 @@ export class BusConnection {
   #pinned: { name: string; serial: number; owner: string | null; failed: Error | null } | null =
     null;
   /** Replies that may be the owner's, received before the bus named the owner. */
-  #held: Message[] = [];
+  #held: [Message, Uint8Array][] = [];
   /** Called with the sender of each reply dropped because it did not come from who was asked. */
   onForeign: ((sender: string) => void) | null = null;
 
@@ -160,14 +164,19 @@ export class BusConnection {
     const conn = await Deno.connect({ transport: "unix", path });
     const bus = new BusConnection(conn);
     // Queued, not sent: it leaves with the first real call, in the same write.
-    bus.#enqueue(HELLO).catch(() => {}); // a failed Hello fails every later call as well
+    // A failed Hello fails every later call as well; its answer (our unique name) is not used.
+    bus.#enqueue(HELLO, false).catch(() => {});
     bus.#readLoop();
     return bus;
   }
 
-  /** Sends a call (batched with the others of this tick); resolves with the reply. */
-  call(call: Call): Promise<Message> {
-    return this.send(this.prepare(call));
+  /**
+   * Sends a call (batched with the others of this tick); resolves with the reply. With
+   * `{ body: false }` the reply's body is not decoded (its `body` is empty; its `signature`
+   * says what it held): for a call made for its effect, whose answer only has to arrive.
+   */
+  call(call: Call, options?: { body?: boolean }): Promise<Message> {
+    return this.send(this.prepare(call), options);
   }
 
   /**
@@ -185,8 +194,8 @@ export class BusConnection {
    * Calls go out in the order of their serials, each once: a call prepared after another is
    * sent after it (anything else is a bug here, and throws).
    */
-  send(prepared: PreparedCall): Promise<Message> {
-    const reply = this.#enqueue(prepared);
+  send(prepared: PreparedCall, options?: { body?: boolean }): Promise<Message> {
+    const reply = this.#enqueue(prepared, options?.body ?? true);
     this.#scheduleFlush();
     return reply;
   }
@@ -224,7 +233,7 @@ export class BusConnection {
     return this.#written;
   }
 
-  #enqueue(call: PreparedCall): Promise<Message> {
+  #enqueue(call: PreparedCall, body: boolean): Promise<Message> {
     const { serial, destination, bytes } = call;
     // The serial sits at bytes 8–11 of a little-endian message ('l', the only kind marshalled).
     const marked = bytes[8] | bytes[9] << 8 | bytes[10] << 16 | bytes[11] << 24;
@@ -241,7 +250,9 @@ export class BusConnection {
       ? "owner"
       : "any";
     if (from === "owner" && this.#pinned?.failed) return Promise.reject(this.#pinned.failed);
-    return new Promise((resolve, reject) => this.#pending.set(serial, { resolve, reject, from }));
+    return new Promise((resolve, reject) =>
+      this.#pending.set(serial, { resolve, reject, from, body })
+    );
   }
 
   /** The last flush; each flush starts after the one before, so writes never interleave. */
@@ -310,8 +321,12 @@ export class BusConnection {
           buffer = rest;
         }
         for (let length = messageLength(buffer); length > 0; length = messageLength(buffer)) {
-          this.#dispatch(decodeMessage(buffer.subarray(0, length)));
+          const frame = buffer.subarray(0, length);
           buffer = buffer.subarray(length);
+          // Signals (the bus's NameAcquired after Hello) and calls to us are never answered
+          // here: skipped on their type byte, undecoded (first decodes run cold: issue 14).
+          if (frame[1] === SIGNAL || frame[1] === METHOD_CALL) continue;
+          this.#dispatch(decodeMessage(frame, false), frame);
         }
       }
     } catch (error) {
@@ -323,7 +338,8 @@ export class BusConnection {
     }
   }
 
-  #dispatch(message: Message): void {
+  /** `message` is `frame`'s header; the body is decoded only for a caller that reads it. */
+  #dispatch(message: Message, frame: Uint8Array): void {
     if (message.type !== METHOD_RETURN && message.type !== ERROR) return; // signals, calls
     const pending = message.replySerial === undefined
       ? undefined
@@ -336,12 +352,15 @@ export class BusConnection {
       // The bus reports an absent or vanished peer with an error of its own: that one is true.
       const fromBus = sender === BUS && message.type === ERROR;
       if (!fromBus && pin.owner === null) {
-        if (pin.failed === null) this.#held.push(message);
+        if (pin.failed === null) this.#held.push([message, frame]);
         return;
       }
       if (!fromBus && sender !== pin.owner) return this.#foreign(sender);
     }
     this.#pending.delete(message.replySerial!);
+    if (pending.body || message.type === ERROR || message.replySerial === this.#pinned?.serial) {
+      message.body = decodeMessage(frame).body; // malformed: thrown to the read loop, which fails all
+    }
     if (message.replySerial === this.#pinned?.serial) this.#settlePin(message);
     if (message.type === METHOD_RETURN) return pending.resolve(message);
     const detail = typeof message.body[0] === "string" ? message.body[0] : "";
@@ -367,7 +386,7 @@ export class BusConnection {
     }
     const held = this.#held;
     this.#held = [];
-    for (const message of held) this.#dispatch(message);
+    for (const [message, frame] of held) this.#dispatch(message, frame);
   }
 
   #foreign(sender: string): void {

@@ -181,3 +181,36 @@ Deno.test("dbus connection: prepared calls go out in the order of their serials,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("dbus connection: signals are skipped undecoded, and a reply asked for without its body has only a header (issue 14)", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/bus`;
+  try {
+    const serving = scriptedBus(path, 3); // Hello, and the two calls
+    const bus = await BusConnection.open(path);
+    const bare = bus.call({ destination: ":1.5", path: "/a", member: "A" }, { body: false });
+    const full = bus.call({ destination: ":1.5", path: "/b", member: "B" });
+    const { conn, listener, messages } = await serving;
+    const [hello, a, b] = messages.map((m) => m.serial);
+    // A signal whose body is garbage: decoding it would fail the connection; it is skipped.
+    const signal = reply(hello, BUS, ":1.9", 1);
+    signal[1] = 4; // SIGNAL
+    signal[signal.length - 2] = 0xff; // inside the string: not UTF-8
+    for (
+      const bytes of [
+        signal,
+        reply(hello, BUS, ":1.9", 2),
+        reply(a, ":1.5", "x", 3),
+        reply(b, ":1.5", "y", 4),
+      ]
+    ) await conn.write(bytes);
+    const [ra, rb] = await Promise.all([bare, full]);
+    assert.deepEqual([ra.signature, ra.body], ["s", []]);
+    assert.deepEqual([rb.signature, rb.body], ["s", ["y"]]);
+    bus.close();
+    conn.close();
+    listener.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

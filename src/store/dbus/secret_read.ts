@@ -231,7 +231,10 @@ async function lookup(
   // any call that needs its record of this client (module doc: a daemon crash). Our key pair
   // (~1.5 ms of BigInt work) and the next two calls are made while that round trip is on its
   // way, not after it: once the answer is in, only the write is left.
-  const greeting = checks ? bus.send(GREETING) : bus.call(GREETING_CALL);
+  // Its answer only has to arrive: its body (the service's properties) is not decoded.
+  const greeting = checks
+    ? bus.send(GREETING, { body: false })
+    : bus.call(GREETING_CALL, { body: false });
   greeting.catch(() => {}); // awaited below
   await bus.written();
   const keys = generateKeyPair();
