@@ -6,16 +6,17 @@
  *
  * Why a bundle (issue 14): from source, Deno loads each of the ~25 TypeScript modules of a
  * cached `token` call through its transpile cache, whose emitted files carry inline source maps
- * three times the size of the code; the same code as a few JavaScript chunks, without comments,
- * loads ~5 ms faster (6.9 against 12.1 ms in process; `deno task bench` has the whole-call
- * figure). Code splitting, not one file: every module the lazily loaded verbs share with the
+ * three times the size of the code; the same code as JavaScript chunks, without comments, loads
+ * ~5 ms faster (6.9 against 12.1 ms in process), and minified, with the start-up modules in one
+ * chunk ({@linkcode stageSources}), in ~4.4 ms (`deno task bench` has the whole-call figures).
+ * Code splitting, not one file: every module the lazily loaded verbs share with the
  * cached path (`errors.ts` and its classes, the early read's state) exists once, so
  * `instanceof AppError` and the exit codes hold across a dynamic import, and a verb loads only
  * its own chunks. npm packages are inlined into the chunks of the verbs that use them, so no
  * chunk `token` loads at start-up holds any (`test/startup_imports_test.ts`).
  *
  * `dist/bundle/SOURCES` records a digest of the inputs (`src/`, `ffi/`, `deno.json`,
- * `deno.lock`; not the tests); {@linkcode staleBundleReason} compares it, so a test run against
+ * `deno.lock` and this file; not the tests); {@linkcode staleBundleReason} compares it, so a test run against
  * a bundle older than the source stops with one line instead of testing old code. The tasks
  * that run the bundle (`cli`, `test`, `demo`, `bench`, `test:windows`) build it first.
  *
@@ -175,15 +176,24 @@ async function moduleGraph(
   ]));
 }
 
-/** The maps name the staged copies; they are `src/`'s files line for line, so name those. */
+/**
+ * The maps name the staged copies; they are the repository's files line for line (the added
+ * import is the last line), so they name those instead: relative to `dir` when it lies inside
+ * the repository (`dist/bundle/` → `../../src/…`), else as file URLs.
+ */
 async function pointMapsAtSources(dir: string, tree: string): Promise<void> {
-  const treeName = tree.split("/").at(-1)!;
+  const staged = `../${tree.split("/").at(-1)}/`;
+  const inside = dir.startsWith(`${ROOT}/`);
+  const root = inside
+    ? "../".repeat(dir.slice(ROOT.length + 1).split("/").length)
+    : `file://${ROOT}/`;
   for await (const entry of Deno.readDir(dir)) {
     if (!entry.name.endsWith(".js.map")) continue;
     const path = `${dir}/${entry.name}`;
     const map = JSON.parse(await Deno.readTextFile(path));
-    // From dist/bundle/, the copies are ../.bundle-src-XXXX/src/…, the sources ../../src/….
-    map.sources = (map.sources as string[]).map((s) => s.replace(`../${treeName}/`, "../../"));
+    map.sources = (map.sources as string[]).map((s) =>
+      s.startsWith(staged) ? root + s.slice(staged.length) : s
+    );
     await Deno.writeTextFile(path, JSON.stringify(map));
   }
 }
@@ -215,7 +225,7 @@ export async function staleBundleReason(dir = BUNDLE_DIR): Promise<string | null
 
 /** SHA-256 over the bundle's inputs: each file's path and contents, in path order. */
 export async function sourceDigest(): Promise<string> {
-  const files = ["deno.json", "deno.lock"];
+  const files = ["deno.json", "deno.lock", "dist/bundle.ts"];
   for (const dir of ["src", "ffi"]) await collect(dir, files);
   files.sort();
   const encoder = new TextEncoder();
