@@ -122,13 +122,7 @@ async function stageSources(tree: string, entry: string): Promise<void> {
     for (const [k, v] of await moduleGraph(`${ROOT}/${entry}`)) graph.set(k, v);
   }
   const main = `file://${ROOT}/src/main.ts`;
-  const startup = new Set<string>();
-  const walk = (spec: string) => {
-    if (startup.has(spec)) return;
-    startup.add(spec);
-    for (const d of graph.get(spec) ?? []) if (!d.dynamic) walk(d.specifier);
-  };
-  walk(main);
+  const startup = reachableIn(graph, main);
   startup.delete(main);
   const local = (spec: string) =>
     spec.startsWith(`file://${ROOT}/`) && spec.endsWith(".ts")
@@ -150,10 +144,14 @@ async function stageSources(tree: string, entry: string): Promise<void> {
   }
 }
 
-/** `deno info --json` of `root`: each module's dependencies, and whether by `import()`. */
-async function moduleGraph(
-  root: string,
-): Promise<Map<string, { specifier: string; dynamic: boolean }[]>> {
+/** Each module's dependencies, and whether each is imported by `import()`. */
+export type ModuleGraph = Map<string, { specifier: string; dynamic: boolean }[]>;
+
+/**
+ * `deno info --json` of `root` (a path), as a {@linkcode ModuleGraph} keyed by specifier (the
+ * bundle's start-up set here; what a path of the CLI loads in test/fixtures/module_graph.ts).
+ */
+export async function moduleGraph(root: string): Promise<ModuleGraph> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", "--config", `${ROOT}/deno.json`, root],
     cwd: ROOT,
@@ -174,6 +172,18 @@ async function moduleGraph(
       d.code ? [{ specifier: d.code.specifier, dynamic: d.isDynamic === true }] : []
     ),
   ]));
+}
+
+/** `root` and every module it reaches: by static imports only, or also through `import()`. */
+export function reachableIn(graph: ModuleGraph, root: string, dynamic = false): Set<string> {
+  const seen = new Set<string>();
+  const walk = (spec: string) => {
+    if (seen.has(spec)) return;
+    seen.add(spec);
+    for (const d of graph.get(spec) ?? []) if (dynamic || !d.dynamic) walk(d.specifier);
+  };
+  walk(root);
+  return seen;
 }
 
 /**

@@ -2,12 +2,12 @@
  * `deno task compile [--target T ...] [--out DIR] [--no-package] [--prebuilt DIR]`
  *
  * One `deno compile` per release target of the bundle of `src/` (`dist/bundle.ts`, built
- * first into a temporary directory: the program `deno task cli` and the tests run) with the `cli` permission set from
- * `deno.json` (`-P=cli`, the same list `deno task cli` runs with), `--frozen`, the version from
- * `deno.json`; output `dist/out/agent-runner-auth-<version>-<target>[.exe]`. Then the
- * archives (`.tar.gz` per Linux/macOS target holding `agent-runner-auth`, README.md and LICENSE
- * when there is one; `.zip` for Windows holding `agent-runner-auth.exe`) and `SHA256SUMS` over
- * them. Type-checking runs once, up front; each compile then hits the check cache.
+ * first into a temporary directory: the program `deno task cli` and the tests run) with the
+ * `cli` permission set from `deno.json` (`-P=cli`, the same list `deno task cli` runs with),
+ * `--frozen`, the version from `deno.json`; output
+ * `dist/out/agent-runner-auth-<version>-<target>[.exe]`. Then the archives (`.tar.gz` per
+ * Linux/macOS target holding `agent-runner-auth`, README.md and LICENSE when there is one; `.zip`
+ * for Windows holding `agent-runner-auth.exe`) and `SHA256SUMS` over them. Type-checking runs once, up front; each compile then hits the check cache.
  *
  * `deno compile` always injects the program into `denort`, Deno's runtime, which it downloads
  * per target from dl.deno.land (research deno-ffi.md §5.2). Where that host is unreachable:

@@ -107,6 +107,18 @@ export const HELLO_CALL: Call = {
   member: "Hello",
 };
 
+/** The bus's `GetNameOwner(name)`, which {@linkcode BusConnection.pinOwner} sends. */
+export function askOwnerCall(name: string): Call {
+  return {
+    destination: BUS,
+    path: "/org/freedesktop/DBus",
+    interface: BUS,
+    member: "GetNameOwner",
+    signature: "s",
+    args: [name],
+  };
+}
+
 /**
  * {@linkcode HELLO_CALL} marshalled ahead of time (`connection_test.ts` checks it against
  * `encodeCall`). The opening write is on the cached `token` path's critical path, and the
@@ -209,14 +221,7 @@ export class BusConnection {
    * `asking` is that `GetNameOwner`, marshalled ahead of time (see `secret_read.ts`).
    */
   pinOwner(name: string, asking?: PreparedCall): Promise<string> {
-    const question = asking ?? this.prepare({
-      destination: BUS,
-      path: "/org/freedesktop/DBus",
-      interface: BUS,
-      member: "GetNameOwner",
-      signature: "s",
-      args: [name],
-    });
+    const question = asking ?? this.prepare(askOwnerCall(name));
     if (question.destination !== BUS) throw new Error("GetNameOwner goes to the bus");
     const owner = this.send(question);
     this.#pinned = { name, serial: question.serial, owner: null, failed: null };
@@ -358,7 +363,7 @@ export class BusConnection {
       if (!fromBus && sender !== pin.owner) return this.#foreign(sender);
     }
     this.#pending.delete(message.replySerial!);
-    if (pending.body || message.type === ERROR || message.replySerial === this.#pinned?.serial) {
+    if (pending.body || message.type === ERROR) {
       message.body = decodeMessage(frame).body; // malformed: thrown to the read loop, which fails all
     }
     if (message.replySerial === this.#pinned?.serial) this.#settlePin(message);

@@ -53,7 +53,7 @@
 
 import type { StoreError } from "../../errors.ts";
 import { boundStoreCall } from "../../../ffi/timeout.ts";
-import { BusConnection, type PreparedCall, sessionBusPath } from "./connection.ts";
+import { askOwnerCall, BusConnection, type PreparedCall, sessionBusPath } from "./connection.ts";
 import {
   type Call,
   DBusWireError,
@@ -163,14 +163,7 @@ export async function readSecret(
  * against `encodeCall`; see `HELLO` there): after `Hello` (serial 1), the bus is asked who owns
  * `org.freedesktop.secrets` (serial 2) and the keyring for its properties (serial 3).
  */
-export const ASK_OWNER_CALL: Call = {
-  destination: "org.freedesktop.DBus",
-  path: "/org/freedesktop/DBus",
-  interface: "org.freedesktop.DBus",
-  member: "GetNameOwner",
-  signature: "s",
-  args: [SECRETS],
-};
+export const ASK_OWNER_CALL: Call = askOwnerCall(SECRETS);
 export const GREETING_CALL: Call = {
   destination: SECRETS,
   path: SERVICE_PATH,
